@@ -1,0 +1,1 @@
+"""Outbound channels, one module each, behind `adapters.base.Channel`."""

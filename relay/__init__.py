@@ -1,0 +1,1 @@
+"""Relay: the one door through which parents reach a school."""

@@ -1,0 +1,109 @@
+"""Staff actions on a request, each one atomic state change with its timeline entry.
+
+Acknowledging disarms every escalation timer in the same transaction; pending
+notifications that an acknowledgement makes pointless check the status before
+they send, so nothing pages anyone after an ack.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from relay import store
+from relay.log import log
+from relay.notices import queue_notice
+from relay.runtime import Runtime
+from relay.store import Conflict, RequestRecord, Status, add_timeline, now_in
+from relay.timers import disarm, escalate_timer
+from routing.directory import School
+
+
+def _stop_escalation(pipe: Any, record: RequestRecord) -> None:
+    for step in range(1, len(record.escalation) + 1):
+        disarm(pipe, record.school_id, escalate_timer(record.id, step))
+
+
+def _ack(pipe: Any, record: RequestRecord, staff_id: str, via: str) -> bool:
+    if record.acknowledged:
+        return False
+    at = now_in(record)
+    record.status = Status.acknowledged
+    record.acknowledged_at = at
+    record.acknowledged_by = staff_id
+    _stop_escalation(pipe, record)
+    add_timeline(pipe, record, "acknowledged", at, by=staff_id, via=via)
+    return True
+
+
+def _refuse_closed(record: RequestRecord) -> None:
+    if record.status is Status.resolved:
+        raise Conflict("already_resolved", "该请求已办结 (the request is already resolved)")
+
+
+def _run(runtime: Runtime, school: School, request_id: str, change: Any) -> RequestRecord | None:
+    done = store.transition(runtime.redis, school.id, request_id, change)
+    return done[0] if done else None
+
+
+def acknowledge(runtime: Runtime, school: School, request_id: str, staff_id: str, via: str = "api") -> RequestRecord | None:
+    def change(record: RequestRecord, pipe: Any) -> None:
+        if _ack(pipe, record, staff_id, via):
+            log.info("acknowledged", request_id=record.id, school_id=school.id, staff_id=staff_id, via=via)
+
+    return _run(runtime, school, request_id, change)
+
+
+def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> RequestRecord | None:
+    def change(record: RequestRecord, pipe: Any) -> None:
+        _refuse_closed(record)
+        _ack(pipe, record, staff_id, "claim")
+        if record.owner != staff_id:
+            add_timeline(pipe, record, "claimed", now_in(record), by=staff_id, previous_owner=record.owner)
+            record.owner = staff_id
+
+    return _run(runtime, school, request_id, change)
+
+
+def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text: str) -> RequestRecord | None:
+    def change(record: RequestRecord, pipe: Any) -> None:
+        _refuse_closed(record)
+        _ack(pipe, record, staff_id, "reply")
+        at = now_in(record)
+        record.replies.append({"at": at, "by": staff_id, "text": text})
+        record.status = Status.answered
+        add_timeline(pipe, record, "replied", at, by=staff_id, text=text)
+
+    return _run(runtime, school, request_id, change)
+
+
+def resolve(runtime: Runtime, school: School, request_id: str, staff_id: str, note: str | None) -> RequestRecord | None:
+    def change(record: RequestRecord, pipe: Any) -> None:
+        _refuse_closed(record)
+        _ack(pipe, record, staff_id, "resolve")
+        at = now_in(record)
+        record.status = Status.resolved
+        record.resolved_at = at
+        add_timeline(pipe, record, "resolved", at, by=staff_id, note=note)
+
+    return _run(runtime, school, request_id, change)
+
+
+def reassign(
+    runtime: Runtime, school: School, request_id: str, staff_id: str, to: str, reason: str
+) -> RequestRecord | None:
+    if school.staff_member(to) is None:
+        raise Conflict("unknown_staff", "未找到该同事 (no such colleague)")
+
+    def change(record: RequestRecord, pipe: Any) -> None:
+        _refuse_closed(record)
+        if record.owner == to:
+            return
+        previous = record.owner
+        record.owner = to
+        add_timeline(pipe, record, "reassigned", now_in(record), by=staff_id, owner=to, previous_owner=previous,
+                     reason=reason)
+        # Each reassignment is its own notification: the step is the moment, in ms.
+        queue_notice(pipe, runtime, record, to, "owner", "request.reassigned", step=int(time.time() * 1000))
+
+    return _run(runtime, school, request_id, change)

@@ -1,0 +1,111 @@
+"""Staff actions: acknowledge, claim, reply, resolve, reassign; the queue sorted by due time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from relay import actions, store
+from relay.api.deps import RuntimeDep, StaffOfSchool
+from relay.api.errors import ApiError
+from relay.api.requests import clean_text, parse, read_json
+from relay.store import Conflict, RequestRecord
+from relay.views import staff_view
+
+router = APIRouter(prefix="/v1", tags=["staff"])
+
+
+class ReplyBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class ResolveBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ReassignBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    to: str = Field(min_length=1, max_length=64)
+    reason: str = Field(default="", max_length=500)
+
+
+async def _optional_body(request: Request, model: type[BaseModel], max_bytes: int) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        return model.model_validate({})
+    return parse(model, await read_json(request, max_bytes))
+
+
+def _answer(runtime: RuntimeDep, staff: StaffOfSchool, record: RequestRecord | None) -> dict[str, Any]:
+    if record is None:
+        raise ApiError(404, "not_found", "未找到该请求 (no such request)")
+    return staff_view(runtime, staff.school, record)
+
+
+def _guarded(call: Any) -> RequestRecord | None:
+    try:
+        result: RequestRecord | None = call()
+        return result
+    except Conflict as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+
+
+@router.post("/requests/{request_id}/ack")
+async def acknowledge(request_id: str, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    """Acknowledge: stops every pending escalation and page for this request."""
+    record = _guarded(lambda: actions.acknowledge(runtime, staff.school, request_id, staff.id, "api"))
+    return _answer(runtime, staff, record)
+
+
+@router.post("/requests/{request_id}/claim")
+async def claim(request_id: str, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    """Take the request as one's own (acknowledges it too)."""
+    record = _guarded(lambda: actions.claim(runtime, staff.school, request_id, staff.id))
+    return _answer(runtime, staff, record)
+
+
+@router.post("/requests/{request_id}/reply", openapi_extra={"requestBody": {"content": {"application/json": {
+    "schema": ReplyBody.model_json_schema()}}, "required": True}})
+async def reply(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    body = parse(ReplyBody, await read_json(request, runtime.settings.max_body_bytes))
+    text = clean_text(body.text)
+    if not text:
+        raise ApiError(422, "empty_text", "请填写回复内容 (text is empty)")
+    record = _guarded(lambda: actions.reply(runtime, staff.school, request_id, staff.id, text))
+    return _answer(runtime, staff, record)
+
+
+@router.post("/requests/{request_id}/resolve", openapi_extra={"requestBody": {"content": {"application/json": {
+    "schema": ResolveBody.model_json_schema()}}, "required": False}})
+async def resolve(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    body = await _optional_body(request, ResolveBody, runtime.settings.max_body_bytes)
+    note = clean_text(body.note) if body.note else None
+    record = _guarded(lambda: actions.resolve(runtime, staff.school, request_id, staff.id, note))
+    return _answer(runtime, staff, record)
+
+
+@router.post("/requests/{request_id}/reassign", openapi_extra={"requestBody": {"content": {"application/json": {
+    "schema": ReassignBody.model_json_schema()}}, "required": True}})
+async def reassign(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    body = parse(ReassignBody, await read_json(request, runtime.settings.max_body_bytes))
+    record = _guarded(
+        lambda: actions.reassign(runtime, staff.school, request_id, staff.id, body.to, clean_text(body.reason))
+    )
+    return _answer(runtime, staff, record)
+
+
+@router.get("/queue")
+async def queue(
+    staff: StaffOfSchool, runtime: RuntimeDep, mine: bool = False, urgency: str | None = None
+) -> dict[str, Any]:
+    """Open requests of the caller's school, the most pressing due time first."""
+    records = store.open_queue(runtime.redis, staff.school.id)
+    if mine:
+        records = [r for r in records if r.owner == staff.id]
+    if urgency:
+        records = [r for r in records if r.urgency == urgency]
+    return {"requests": [staff_view(runtime, staff.school, r, timeline=False) for r in records]}

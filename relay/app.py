@@ -1,0 +1,48 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+
+from relay import metrics
+from relay.api import errors, requests, staff
+from relay.api.deps import RuntimeDep
+from relay.log import configure
+from relay.runtime import Runtime, get_runtime
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or get_runtime()
+    configure(runtime.settings.log_level)
+    app = FastAPI(
+        title="Relay",
+        version="0.1.0",
+        description="家校消息中转：家长的每个请求都有负责人和回复时间。Parents' requests, routed to the right person on time.",
+    )
+    app.state.runtime = runtime
+    errors.install(app)
+    app.include_router(requests.router)
+    app.include_router(staff.router)
+    from relay import pages
+
+    app.include_router(pages.router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(runtime: RuntimeDep) -> JSONResponse:
+        try:
+            runtime.redis.ping()
+        except Exception as exc:  # any failure to reach Redis means not ready
+            return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503)
+        return JSONResponse({"status": "ok", "redis": "ok"})
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics_endpoint() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    return app

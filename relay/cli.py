@@ -1,0 +1,235 @@
+"""The `relay` command (see DESIGN.md for the public contract of each subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from routing.directory import School
+
+EXAMPLE_CONFIG = Path("deploy/examples/school.yaml")
+
+
+def _example_config() -> Path:
+    if EXAMPLE_CONFIG.exists():
+        return EXAMPLE_CONFIG
+    return Path(__file__).resolve().parents[1] / EXAMPLE_CONFIG
+
+
+def _config_path(given: str | None) -> Path:
+    from relay.settings import get_settings
+
+    return Path(given or get_settings().config or _example_config())
+
+
+def cmd_classify(_: argparse.Namespace) -> int:
+    from routing.classifier import classify
+
+    out = sys.stdout
+    for number, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            text = item["text"]
+            if not isinstance(text, str):
+                raise TypeError("text must be a string")
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            print(f"line {number}: {exc}", file=sys.stderr)
+            return 2
+        hint = item.get("category_hint")
+        result = classify(text, hint if isinstance(hint, str) else None)
+        out.write(json.dumps({"id": item.get("id"), "urgency": result.urgency.value,
+                              "category": result.category.value, "reasons": list(result.reasons)},
+                             ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from relay import tokens
+    from relay.settings import get_settings
+
+    settings = get_settings()
+    school = args.school
+    if school is None:
+        school = _find_school(args.kind, args.subject)
+    ttl = args.ttl or settings.token_ttl_seconds
+    print(tokens.caller_token(args.kind, args.subject, school, settings.signing_keys(), ttl))
+    return 0
+
+
+def _find_school(kind: str, subject: str) -> str | None:
+    """The school of a guardian or staff id in the configuration file, when it can be read; else none."""
+    from relay.directory import ConfigError, load_yaml
+
+    try:
+        directory = load_yaml(_config_path(None))
+    except ConfigError:
+        return None
+    for school in directory.schools:
+        if (kind == "parent" and school.guardian(subject)) or (kind == "staff" and school.staff_member(subject)):
+            return school.id
+    return None
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from relay.configcheck import check_file
+
+    problems, summary = check_file(Path(args.file))
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.file}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+def _school_for(args: argparse.Namespace) -> School:
+    from relay.directory import load_yaml
+
+    directory = load_yaml(_config_path(getattr(args, "config", None)))
+    if args.school:
+        school = directory.school(args.school)
+        if school is None:
+            raise SystemExit(f"unknown school {args.school!r}")
+        return school
+    return directory.schools[0]
+
+
+def cmd_calendar(args: argparse.Namespace) -> int:
+    from routing.calendar import CalendarUnknown, calendar_days
+
+    school = _school_for(args)
+    start = dt.date.fromisoformat(args.from_date) if args.from_date else dt.datetime.now(school.zone).date()
+    try:
+        for day in calendar_days(school, start, args.days):
+            print(json.dumps(day, ensure_ascii=False))
+    except CalendarUnknown as exc:
+        print(f"calendar unknown: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_eta(args: argparse.Namespace) -> int:
+    from routing.calendar import CalendarUnknown, eta
+
+    school = _school_for(args)
+    try:
+        at = dt.datetime.fromisoformat(args.at)
+        print(json.dumps(eta(school, args.urgency, at), ensure_ascii=False))
+    except (CalendarUnknown, ValueError) as exc:
+        print(f"cannot compute: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from relay.triage_eval import main as evaluate
+
+    return evaluate(args.rest)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from relay.app import create_app
+    from relay.runtime import get_runtime
+    from relay.startup import publish_configured
+
+    publish_configured(get_runtime())
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from relay.runtime import get_runtime
+    from relay.startup import publish_configured
+    from relay.worker import run_worker
+
+    publish_configured(get_runtime())
+    run_worker(with_scheduler=not args.no_scheduler, burst=args.burst)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from relay.dev import run_dev
+
+    return run_dev(args.config, args.host, args.port, args.workers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay", description="Relay: parents' requests to the right person, on time.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="the whole system on one machine")
+    dev.add_argument("--config")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--workers", type=int, default=2)
+    dev.set_defaults(func=cmd_dev)
+
+    serve = sub.add_parser("serve", help="the API alone")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="a worker with the timer scheduler")
+    worker.add_argument("--no-scheduler", action="store_true")
+    worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("classify", help="JSON Lines in, classifications out").set_defaults(func=cmd_classify)
+
+    token = sub.add_parser("token", help="print a signed bearer token")
+    token.add_argument("kind", choices=["parent", "staff"])
+    token.add_argument("subject", help="GUARDIAN_ID or STAFF_ID")
+    token.add_argument("--school")
+    token.add_argument("--ttl", type=int, help="seconds")
+    token.set_defaults(func=cmd_token)
+
+    config = sub.add_parser("config", help="school configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a configuration file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    calendar = sub.add_parser("calendar", help="school days, one JSON line each")
+    calendar.add_argument("--school")
+    calendar.add_argument("--config")
+    calendar.add_argument("--from", dest="from_date")
+    calendar.add_argument("--days", type=int, default=14)
+    calendar.set_defaults(func=cmd_calendar)
+
+    eta = sub.add_parser("eta", help="due times and the parent's words for a request")
+    eta.add_argument("--urgency", required=True, choices=["P0", "P1", "P2", "P3"])
+    eta.add_argument("--at", required=True)
+    eta.add_argument("--school")
+    eta.add_argument("--config")
+    eta.set_defaults(func=cmd_eta)
+
+    evaluate = sub.add_parser("eval", help="score the classifier on a labelled JSON Lines file")
+    evaluate.add_argument("rest", nargs=argparse.REMAINDER)
+    evaluate.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command in ("dev", "serve", "worker"):
+        from relay.log import configure
+        from relay.settings import get_settings
+
+        configure(get_settings().log_level)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Intake: classify, plan, and store a parent's request with its notifications in one atomic step.
+
+Before the 201 returns, the request, its first timeline entries, its delivery records,
+its watchdog and escalation timers and its RQ jobs are committed in one MULTI/EXEC:
+a crash can never leave a request stored but unannounced, or announced but not stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import redis
+
+from relay import keys, metrics
+from relay.log import log
+from relay.notices import queue_notice
+from relay.runtime import Runtime
+from relay.store import (
+    PlannedStepRecord,
+    RequestRecord,
+    add_timeline,
+    iso,
+    load,
+    new_request_id,
+    write_request,
+)
+from relay.timers import arm, escalate_timer
+from routing.classifier import classify
+from routing.directory import School, Student
+from routing.labels import Urgency
+from routing.plan import plan
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+NOTICE_EVENT = {Urgency.P0: "request.urgent"}
+
+
+class IdempotencyMismatch(Exception):
+    """The key was used before with a different body."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    guardian_id: str
+    student_id: str
+    text: str
+    category_hint: str | None
+    idempotency_key: str | None
+
+    def digest(self) -> str:
+        body = json.dumps([self.student_id, self.text, self.category_hint], ensure_ascii=False)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def submit(runtime: Runtime, school: School, version: int, student: Student, sub: Submission) -> tuple[RequestRecord, bool]:
+    """Store the request; returns (record, created). A replay of the same key returns the first record."""
+    started = time.perf_counter()
+    r = runtime.redis
+    idem_key = None
+    if sub.idempotency_key:
+        digest = hashlib.sha256(sub.idempotency_key.encode()).hexdigest()[:32]
+        idem_key = keys.idempotency(school.id, sub.guardian_id, digest)
+
+    classification = classify(sub.text, sub.category_hint)
+    now = dt.datetime.now(school.zone)
+    routing = plan(classification, student, school, now)
+    request_id = new_request_id(now.timestamp())
+    at = iso(now)
+    record = RequestRecord(
+        id=request_id,
+        school_id=school.id,
+        student_id=student.id,
+        class_id=student.class_id,
+        guardian_id=sub.guardian_id,
+        text=sub.text,
+        category_hint=sub.category_hint,
+        urgency=classification.urgency.value,
+        category=classification.category.value,
+        reasons=list(classification.reasons),
+        owner=routing.owner,
+        ack_due_at=iso(routing.ack_due_at) if routing.ack_due_at else None,
+        resolve_due_at=iso(routing.resolve_due_at) if routing.resolve_due_at else None,
+        eta_text=routing.eta_text,
+        created_at=at,
+        updated_at=at,
+        escalation=[PlannedStepRecord(step=s.index, due_at=iso(s.due_at), notify=list(s.notify)) for s in routing.escalation],
+        directory_version=version,
+    )
+    event = NOTICE_EVENT.get(classification.urgency, "request.created")
+
+    with r.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                if idem_key:
+                    pipe.watch(idem_key)
+                    seen = pipe.get(idem_key)
+                    if seen is not None:
+                        first = json.loads(seen)
+                        pipe.unwatch()
+                        if first["digest"] != sub.digest():
+                            raise IdempotencyMismatch()
+                        existing = load(r, school.id, first["request_id"])
+                        if existing is not None:
+                            return existing, False
+                pipe.multi()
+                # Notifications first: RQ's enqueue expects the pipeline in MULTI mode, which it now is.
+                for notice in routing.notify_now:
+                    why_event = "request.fyi" if notice.why == "homeroom" else event
+                    queue_notice(pipe, runtime, record, notice.staff_id, notice.why, why_event)
+                write_request(pipe, record)
+                add_timeline(pipe, record, "received", at, urgency=record.urgency, category=record.category,
+                             reasons=record.reasons, directory_version=version)
+                add_timeline(pipe, record, "assigned", at, owner=record.owner,
+                             notified=[n.staff_id for n in routing.notify_now])
+                pipe.zadd(keys.guardian_requests(school.id, sub.guardian_id), {record.id: now.timestamp()})
+                if routing.escalation:
+                    first_step = routing.escalation[0]
+                    arm(pipe, school.id, escalate_timer(record.id, 1), first_step.due_at.timestamp())
+                if idem_key:
+                    pipe.set(idem_key, json.dumps({"request_id": record.id, "digest": sub.digest()}),
+                             ex=IDEMPOTENCY_TTL_SECONDS)
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue  # a concurrent retry with the same key: read what it stored
+
+    elapsed = time.perf_counter() - started
+    metrics.intake(record.urgency, record.category, elapsed)
+    log.info("request_received", request_id=record.id, school_id=school.id, urgency=record.urgency,
+             category=record.category, owner=record.owner, notified=len(routing.notify_now),
+             ms=round(elapsed * 1000, 2))
+    return record, True

@@ -1,0 +1,220 @@
+"""RQ job functions: deliver one notification, take one escalation step.
+
+Both are safe to run twice: they read the current state and act only if it still
+calls for it, writing their result in one transaction with the timer they answer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+import redis
+
+from adapters.base import Outcome, Reason, Result, backoff
+from relay import keys, metrics
+from relay.log import log
+from relay.notices import STOPPED_BY_ACK, build_message, enqueue_delivery, queue_notice
+from relay.runtime import Runtime, get_runtime
+from relay.store import RequestRecord, add_timeline, load, now_in, transition
+from relay.timers import arm, deliver_timer, disarm, escalate_timer
+from routing.directory import School
+
+FINAL = ("delivered", "failed", "cancelled")
+
+
+def _save_delivery(pipe: redis.Redis | Any, school: str, delivery: dict[str, Any]) -> None:
+    pipe.set(keys.delivery(school, delivery["event_id"]), json.dumps(delivery), ex=30 * 86400)
+
+
+def deliver(school_id: str, event_id: str) -> str:
+    runtime = get_runtime()
+    r = runtime.redis
+    raw = r.get(keys.delivery(school_id, event_id))
+    if raw is None:
+        disarm(r, school_id, deliver_timer(event_id))
+        return "unknown"
+    delivery = json.loads(raw)
+    if delivery["state"] in FINAL:
+        disarm(r, school_id, deliver_timer(event_id))
+        return delivery["state"]
+    record = load(r, school_id, delivery["request_id"])
+    current = runtime.directories.school(school_id)
+    if record is None or current is None:
+        return _finish(runtime, school_id, delivery, None, "cancelled", "request or school gone")
+    school = current[1]
+    if delivery["event"] in STOPPED_BY_ACK and record.acknowledged:
+        return _finish(runtime, school_id, delivery, record, "cancelled", "acknowledged")
+
+    staff = school.staff_member(delivery["staff_id"])
+    contacts = staff.contacts if staff else ()
+    if delivery["contact_index"] >= len(contacts):
+        return _finish(runtime, school_id, delivery, record, "failed", "no contact left")
+    contact = contacts[delivery["contact_index"]]
+    attempt = delivery["attempt"] + 1
+    delivery["attempt"] = attempt
+
+    # Take the lease before sending: if this process dies mid-send, the timer gives it to another worker.
+    with r.pipeline(transaction=True) as pipe:
+        _save_delivery(pipe, school_id, delivery)
+        arm(pipe, school_id, deliver_timer(event_id), time.time() + runtime.settings.delivery_lease_seconds)
+        pipe.execute()
+
+    sent_at = now_in(record)
+    message = build_message(runtime, school, record, delivery, attempt, sent_at)
+    channel = runtime.channels.get(contact.channel.value)
+    started = time.monotonic()
+    if channel is None and runtime.settings.dev_outbox:
+        result = _to_outbox(r, school_id, contact.channel.value, message)
+    elif channel is None:
+        result = Result(Outcome.permanent, Reason.not_configured, None, f"{contact.channel.value} not configured")
+    else:
+        result = channel.send(message, contact.address())
+    metrics.delivery_attempt(contact.channel.value, result.outcome.value)
+    log.info(
+        "delivery_attempt",
+        request_id=record.id,
+        school_id=school_id,
+        event_id=event_id,
+        channel=contact.channel.value,
+        attempt=attempt,
+        outcome=result.outcome.value,
+        reason=result.reason.value,
+        vendor_code=result.vendor_code,
+        ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    return _after_send(runtime, school, record, delivery, contact.channel.value, result)
+
+
+def _to_outbox(r: redis.Redis, school_id: str, channel: str, message: Any) -> Result:
+    entry = {
+        "channel": channel,
+        "event": message.event,
+        "event_id": message.event_id,
+        "urgency": message.urgency,
+        "recipient": dict(message.recipient),
+        "title": message.title,
+        "body": message.body,
+        "link": message.link,
+        "sent_at": message.sent_at,
+    }
+    with r.pipeline(transaction=True) as pipe:
+        pipe.lpush(keys.outbox(school_id), json.dumps(entry, ensure_ascii=False))
+        pipe.ltrim(keys.outbox(school_id), 0, 499)
+        pipe.execute()
+    return Result(Outcome.delivered, Reason.ok, "dev-outbox")
+
+
+def _after_send(
+    runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any], channel: str, result: Result
+) -> str:
+    settings = runtime.settings
+    school_id = school.id
+    base = {"event_id": delivery["event_id"], "to": delivery["staff_id"], "channel": channel,
+            "attempt": delivery["attempt"], "vendor_code": result.vendor_code}
+    if result.outcome is Outcome.delivered:
+        if delivery["event"] in ("request.urgent", "request.created"):
+            metrics.first_delivery(record.urgency, time.time() - dt.datetime.fromisoformat(record.created_at).timestamp())
+        return _finish(runtime, school_id, delivery, record, "delivered", None, channel=channel)
+    staff = school.staff_member(delivery["staff_id"])
+    contacts = staff.contacts if staff else ()
+    if result.outcome is Outcome.retry and delivery["attempt"] < settings.retry_max_attempts:
+        wait = result.retry_after or backoff(delivery["attempt"], settings.retry_base_seconds, settings.retry_cap_seconds)
+        with runtime.redis.pipeline(transaction=True) as pipe:
+            _save_delivery(pipe, school_id, delivery)
+            arm(pipe, school_id, deliver_timer(delivery["event_id"]), time.time() + wait)
+            add_timeline(pipe, record, "delivery_retry", now_in(record), reason=result.reason.value,
+                         retry_in_s=round(wait, 1), **base)
+            pipe.execute()
+        return "retry"
+    if delivery["contact_index"] + 1 < len(contacts):
+        # This channel will not carry it: the person's next contact is tried at once.
+        delivery["contact_index"] += 1
+        delivery["attempt"] = 0
+        with runtime.redis.pipeline(transaction=True) as pipe:
+            _save_delivery(pipe, school_id, delivery)
+            add_timeline(pipe, record, "delivery_fallback", now_in(record), reason=result.reason.value,
+                         next_channel=contacts[delivery["contact_index"]].channel.value, **base)
+            arm(pipe, school_id, deliver_timer(delivery["event_id"]), time.time() + settings.delivery_lease_seconds)
+            enqueue_delivery(pipe, runtime.queue_for(record.urgency), school_id, delivery["event_id"])
+            pipe.execute()
+        return "fallback"
+    return _finish(runtime, school_id, delivery, record, "failed", result.reason.value, channel=channel,
+                   vendor_code=result.vendor_code)
+
+
+def _finish(
+    runtime: Runtime,
+    school_id: str,
+    delivery: dict[str, Any],
+    record: RequestRecord | None,
+    state: str,
+    reason: str | None,
+    **detail: Any,
+) -> str:
+    delivery["state"] = state
+    with runtime.redis.pipeline(transaction=True) as pipe:
+        _save_delivery(pipe, school_id, delivery)
+        disarm(pipe, school_id, deliver_timer(delivery["event_id"]))
+        if record is not None:
+            kind = {"delivered": "delivered", "failed": "delivery_failed", "cancelled": "delivery_cancelled"}[state]
+            add_timeline(pipe, record, kind, now_in(record), event_id=delivery["event_id"], to=delivery["staff_id"],
+                         attempt=delivery["attempt"], reason=reason, **detail)
+        if state == "failed":
+            pipe.lpush(keys.dead_letters(school_id), json.dumps(delivery))
+            metrics.dead_letter()
+        pipe.execute()
+    return state
+
+
+def escalate(school_id: str, request_id: str, step: int) -> str:
+    """Take escalation step `step` if the request is still unacknowledged and at step - 1."""
+    runtime = get_runtime()
+    timer_id = escalate_timer(request_id, step)
+
+    def change(record: RequestRecord, pipe: Any) -> str:
+        if record.acknowledged or record.escalation_step != step - 1 or step > len(record.escalation):
+            disarm(pipe, school_id, timer_id)
+            return "stale"
+        planned = record.escalation[step - 1]
+        record.escalation_step = step
+        add_timeline(pipe, record, "escalated", now_in(record), step=step, notify=planned.notify)
+        for staff_id in planned.notify:
+            queue_notice(pipe, runtime, record, staff_id, "escalation", "request.escalated", step)
+        disarm(pipe, school_id, timer_id)
+        if step < len(record.escalation):
+            nxt = record.escalation[step]
+            arm(pipe, school_id, escalate_timer(request_id, step + 1), dt.datetime.fromisoformat(nxt.due_at).timestamp())
+        return "escalated"
+
+    done = transition(runtime.redis, school_id, request_id, change)
+    if done is None:
+        disarm(runtime.redis, school_id, timer_id)
+        return "unknown"
+    if done[1] == "escalated":
+        metrics.escalation_step(step)
+        log.info("escalated", request_id=request_id, school_id=school_id, step=step)
+    return done[1]
+
+
+def fire(school_id: str, timer_id: str, due_s: float) -> None:
+    """Hand a due timer to the workers (called by the scheduler)."""
+    runtime = get_runtime()
+    kind, _, rest = timer_id.partition("|")
+    if kind == "deliver":
+        record_urgency = _urgency_of_event(runtime, school_id, rest)
+        enqueue_delivery(None, runtime.queue_for(record_urgency), school_id, rest)
+    elif kind == "escalate":
+        request_id, _, step = rest.rpartition("|")
+        runtime.queues["urgent"].enqueue("relay.jobs.escalate", school_id, request_id, int(step),
+                                         result_ttl=0, failure_ttl=86400)
+    else:
+        log.warning("unknown_timer", school_id=school_id, timer=timer_id)
+        disarm(runtime.redis, school_id, timer_id)
+
+
+def _urgency_of_event(runtime: Runtime, school_id: str, event_id: str) -> str:
+    raw = runtime.redis.get(keys.delivery(school_id, event_id))
+    return json.loads(raw).get("urgency", "P2") if raw else "P2"

@@ -1,0 +1,57 @@
+"""Every Redis key Relay writes, built in one place. Every key but the school registry carries the school id."""
+
+SCHOOLS = "relay:schools"  # set of school ids with a published directory
+
+
+def directory_current(school: str) -> str:
+    return f"relay:{school}:directory:current"
+
+
+def directory_version(school: str, version: int) -> str:
+    return f"relay:{school}:directory:v:{version}"
+
+
+def request(school: str, request_id: str) -> str:
+    return f"relay:{school}:request:{request_id}"
+
+
+def timeline(school: str, request_id: str) -> str:
+    return f"relay:{school}:timeline:{request_id}"
+
+
+def guardian_requests(school: str, guardian_id: str) -> str:
+    return f"relay:{school}:guardian:{guardian_id}:requests"
+
+
+def open_requests(school: str) -> str:
+    """Open requests by due time (score: epoch seconds of the next due time)."""
+    return f"relay:{school}:open"
+
+
+def idempotency(school: str, guardian_id: str, key_digest: str) -> str:
+    return f"relay:{school}:idem:{guardian_id}:{key_digest}"
+
+
+def delivery(school: str, event_id: str) -> str:
+    return f"relay:{school}:delivery:{event_id}"
+
+
+def timers(school: str) -> str:
+    """Timer ids by due time (score: epoch milliseconds)."""
+    return f"relay:{school}:timers"
+
+
+def timer(school: str, timer_id: str) -> str:
+    return f"relay:{school}:timer:{timer_id}"
+
+
+def outbox(school: str) -> str:
+    return f"relay:{school}:outbox"
+
+
+def dead_letters(school: str) -> str:
+    return f"relay:{school}:deadletters"
+
+
+def link_used(school: str, link_id: str) -> str:
+    return f"relay:{school}:link:{link_id}"

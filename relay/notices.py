@@ -1,0 +1,126 @@
+"""Notifications: who is told what, queued with the request in one transaction, worded for each channel.
+
+An event id is derived from the request, the event, the step and the recipient, so the
+same notification can never be created twice: a duplicate timer firing finds its
+delivery record already there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from redis.client import Pipeline
+from rq import Queue
+
+from adapters.base import Message
+from relay import keys, links
+from relay.runtime import Runtime
+from relay.store import RequestRecord
+from relay.timers import arm, deliver_timer
+from routing.directory import School
+from routing.labels import CATEGORY_WORDS, URGENCY_WORDS, Category, Urgency
+
+# Events that an acknowledgement makes pointless: none of them goes out after an ack.
+STOPPED_BY_ACK = {"request.urgent", "request.created", "request.escalated"}
+
+
+def event_id(request_id: str, event: str, step: int, staff_id: str) -> str:
+    return f"{request_id}.{event.removeprefix('request.')}.{step}.{staff_id}"
+
+
+def queue_notice(
+    pipe: Pipeline,
+    runtime: Runtime,
+    record: RequestRecord,
+    staff_id: str,
+    why: str,
+    event: str,
+    step: int = 0,
+) -> str:
+    """Queue one notification on a pipeline already in MULTI: its record, its watchdog timer, its job."""
+    eid = event_id(record.id, event, step, staff_id)
+    delivery = {
+        "event_id": eid,
+        "school_id": record.school_id,
+        "request_id": record.id,
+        "staff_id": staff_id,
+        "why": why,
+        "event": event,
+        "urgency": record.urgency,
+        "contact_index": 0,
+        "attempt": 0,
+        "state": "pending",
+        "created_at": time.time(),
+    }
+    pipe.set(keys.delivery(record.school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
+    # The watchdog: if no worker finishes this delivery within the lease, the timer hands it to another.
+    arm(pipe, record.school_id, deliver_timer(eid), time.time() + runtime.settings.delivery_lease_seconds)
+    enqueue_delivery(pipe, runtime.queue_for(record.urgency), record.school_id, eid)
+    return eid
+
+
+def enqueue_delivery(pipe: Pipeline | None, queue: Queue, school: str, eid: str) -> None:
+    data = Queue.prepare_data(
+        "relay.jobs.deliver", args=(school, eid), timeout=60, result_ttl=0, failure_ttl=86400
+    )
+    queue.enqueue_many([data], pipeline=pipe)
+
+
+def masked_name(name: str) -> str:
+    """张小明 → 张同学: enough for a nurse to find the child, nothing more on an SMS."""
+    return (name[:1] + "同学") if name else "学生"
+
+
+def request_document(record: RequestRecord, public_url: str) -> dict[str, Any]:
+    """The request as machine receivers (webhook) get it."""
+    return {
+        "id": record.id,
+        "school_id": record.school_id,
+        "urgency": record.urgency,
+        "category": record.category,
+        "student_id": record.student_id,
+        "class_id": record.class_id,
+        "text": record.text,
+        "status": record.status.value,
+        "owner": record.owner,
+        "ack_due_at": record.ack_due_at,
+        "resolve_due_at": record.resolve_due_at,
+        "escalation_step": record.escalation_step,
+        "created_at": record.created_at,
+        "status_url": f"{public_url.rstrip('/')}/staff/requests/{record.id}",
+    }
+
+
+def build_message(
+    runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any], attempt: int, sent_at: str
+) -> Message:
+    staff = school.staff_member(delivery["staff_id"])
+    student = school.student(record.student_id)
+    school_class = school.school_class(record.class_id)
+    class_name = school_class.name if school_class else record.class_id
+    student_word = masked_name(student.name if student else "")
+    category_word = CATEGORY_WORDS[Category(record.category)]
+    urgency_word = URGENCY_WORDS[Urgency(record.urgency)]
+    link = links.ack_link(runtime.settings, record.school_id, record.id, delivery["staff_id"])
+    event = delivery["event"]
+    title = f"{class_name} {student_word} {category_word}（{urgency_word}）"
+    if event == "request.escalated":
+        title = f"【升级·第{delivery.get('step', record.escalation_step)}级】{title}"
+    elif event == "request.fyi":
+        title = f"【知悉】{title}"
+    body = f"{title} 请点击确认 {link}" if event in STOPPED_BY_ACK else f"{title} {link}"
+    return Message(
+        event=event,
+        event_id=delivery["event_id"],
+        attempt=attempt,
+        sent_at=sent_at,
+        urgency=record.urgency,
+        title=title,
+        body=body,
+        link=link,
+        recipient={"id": delivery["staff_id"], "name": staff.name if staff else "", "role": delivery["why"]},
+        request=request_document(record, runtime.settings.public_url),
+        sms_params=(class_name, student_word, category_word, link),
+    )

@@ -1,0 +1,89 @@
+"""One Settings class: environment variables with the RELAY_ prefix, plus REDIS_URL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_DIR = Path(".relay")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", env_file=None)
+
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "RELAY_REDIS_URL"))
+    config: str | None = None  # path of the school YAML (RELAY_CONFIG)
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str | None = None  # signs bearer tokens and links; a dev key is made under .relay/ if unset
+    previous_secret_keys: str = ""  # comma-separated: tokens signed with these still verify (rotation)
+    webhook_secret: str = ""
+    queue_prefix: str = "relay"  # RQ queue names; tests give each run its own
+    dev_outbox: bool = False  # channels without credentials deliver to the dev outbox (relay dev)
+
+    # Delivery policy
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 300.0
+    retry_max_attempts: int = 6
+    send_timeout_seconds: float = 5.0
+    # A delivery not finished this long after it started is taken over by another worker
+    # (the first one is presumed dead); must exceed send_timeout_seconds.
+    delivery_lease_seconds: float = 8.0
+    # P0: an unacknowledged notification falls back to the person's next contact after this long.
+    fallback_after_seconds: float = 90.0
+    timer_poll_seconds: float = 0.05
+
+    # Intake limits
+    max_text_chars: int = 2000
+    max_body_bytes: int = 16384
+    token_ttl_seconds: int = 30 * 86400
+    link_ttl_seconds: int = 24 * 3600
+
+    # Vendors (names fixed by DESIGN.md)
+    wecom_corp_id: str | None = None
+    wecom_secret: str | None = None
+    wecom_agent_id: str | None = None
+    wecom_base_url: str = "https://qyapi.weixin.qq.com"
+    wechat_app_id: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_template_id: str | None = None
+    wechat_base_url: str = "https://api.weixin.qq.com"
+    dingtalk_secret: str | None = None
+    sms_provider: str | None = None  # aliyun | tencent
+    sms_access_key_id: str | None = None
+    sms_access_key_secret: str | None = None
+    sms_sign_name: str | None = None
+    sms_template_id: str | None = None
+    sms_region: str | None = None
+    sms_app_id: str | None = None
+    aliyun_sms_base_url: str = "https://dysmsapi.aliyuncs.com"
+    tencent_sms_base_url: str = "https://sms.tencentcloudapi.com"
+
+    log_level: str = "info"
+
+    def signing_keys(self) -> list[str]:
+        """The current key first, then the ones still accepted during a rotation."""
+        current = self.secret_key or _dev_secret()
+        return [current] + [k.strip() for k in self.previous_secret_keys.split(",") if k.strip()]
+
+
+def _dev_secret() -> str:
+    """A per-checkout key for `relay dev` and `relay token` run side by side; production sets RELAY_SECRET_KEY."""
+    path = STATE_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    STATE_DIR.mkdir(exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,48 @@
+"""`relay worker`: an RQ worker with the timer scheduler beside it.
+
+The worker class is RQ's SimpleWorker: it runs jobs in its own process instead of
+forking one per job. A fork costs milliseconds an emergency should not pay, and
+our jobs are short I/O with their own timeouts (see the README's measurements).
+A worker killed mid-job is covered by the delivery watchdog timer, not by RQ's
+maintenance run (which only notices after minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import redis
+from rq import SimpleWorker
+
+from relay import metrics
+from relay.jobs import fire
+from relay.log import configure, log
+from relay.runtime import DEFAULT_REDIS_URL, ROUTINE, URGENT, get_runtime
+from relay.timers import Scheduler
+
+
+def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
+    runtime = get_runtime()
+    configure(runtime.settings.log_level)
+    scheduler = None
+    if with_scheduler:
+        scheduler = Scheduler(
+            runtime.redis,
+            runtime.directories.school_ids,
+            fire,
+            poll_seconds=runtime.settings.timer_poll_seconds,
+            on_lateness=metrics.timer_lateness,
+        )
+        scheduler.start()
+    # Urgent first: a worker always takes an emergency before routine work.
+    names = [runtime.queues[URGENT].name, runtime.queues[ROUTINE].name]
+    # RQ blocks on BLPOP for minutes; its connection must not carry the API's short socket timeout.
+    blocking = redis.Redis.from_url(runtime.settings.redis_url or DEFAULT_REDIS_URL, socket_connect_timeout=2.0)
+    worker = SimpleWorker(names, connection=blocking, name=f"relay-{socket.gethostname()}-{os.getpid()}")
+    log.info("worker_started", pid=os.getpid(), queues=names)
+    try:
+        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
