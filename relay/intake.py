@@ -22,7 +22,6 @@ from relay.runtime import Runtime
 from relay.store import (
     PlannedStepRecord,
     RequestRecord,
-    add_timeline,
     iso,
     load,
     new_request_id,
@@ -54,6 +53,15 @@ class Submission:
     def digest(self) -> str:
         body = json.dumps([self.student_id, self.text, self.category_hint], ensure_ascii=False)
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def first_timeline(record: RequestRecord, notified: list[str]) -> list[dict[str, object]]:
+    """The entries intake writes: what was received and how it was classified, then who has it."""
+    return [
+        {"at": record.created_at, "kind": "received", "urgency": record.urgency, "category": record.category,
+         "reasons": record.reasons, "directory_version": record.directory_version},
+        {"at": record.created_at, "kind": "assigned", "owner": record.owner, "notified": notified},
+    ]
 
 
 def submit(runtime: Runtime, school: School, version: int, student: Student, sub: Submission) -> tuple[RequestRecord, bool]:
@@ -112,10 +120,8 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                     why_event = "request.fyi" if notice.why == "homeroom" else event
                     queue_notice(pipe, runtime, record, notice.staff_id, notice.why, why_event)
                 write_request(pipe, record)
-                add_timeline(pipe, record, "received", at, urgency=record.urgency, category=record.category,
-                             reasons=record.reasons, directory_version=version)
-                add_timeline(pipe, record, "assigned", at, owner=record.owner,
-                             notified=[n.staff_id for n in routing.notify_now])
+                for entry in first_timeline(record, [n.staff_id for n in routing.notify_now]):
+                    pipe.rpush(keys.timeline(school.id, record.id), json.dumps(entry, ensure_ascii=False))
                 pipe.zadd(keys.guardian_requests(school.id, sub.guardian_id), {record.id: now.timestamp()})
                 if routing.escalation:
                     first_step = routing.escalation[0]

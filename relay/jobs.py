@@ -42,6 +42,10 @@ def deliver(school_id: str, event_id: str) -> str:
         return delivery["state"]
     record = load(r, school_id, delivery["request_id"])
     current = runtime.directories.school(school_id)
+    if record is not None and (current is None or current[0] < record.directory_version):
+        # Planned against a directory published in the last second: this process's view is behind, not wrong.
+        runtime.directories.reload()
+        current = runtime.directories.school(school_id)
     if record is None or current is None:
         return _finish(runtime, school_id, delivery, None, "cancelled", "request or school gone")
     school = current[1]

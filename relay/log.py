@@ -20,6 +20,9 @@ def _drop_personal(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
 
 
 def configure(level: str = "info") -> None:
+    # httpx logs full request URLs at INFO, and vendor URLs carry access tokens and secrets.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -56,11 +56,19 @@ def _base(school: School, record: RequestRecord) -> dict[str, Any]:
     }
 
 
-def parent_view(runtime: Runtime, school: School, record: RequestRecord, timeline: bool = True) -> dict[str, Any]:
+def parent_view(
+    runtime: Runtime,
+    school: School,
+    record: RequestRecord,
+    timeline: bool = True,
+    entries_known: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`entries_known`: the timeline when the caller just wrote it (intake), saving a round trip."""
     view = _base(school, record)
     if timeline:
         entries = []
-        for entry in store.load_timeline(runtime.redis, school.id, record.id):
+        source = entries_known if entries_known is not None else store.load_timeline(runtime.redis, school.id, record.id)
+        for entry in source:
             fields = _PARENT_TIMELINE.get(entry.get("kind", ""))
             if fields:
                 entries.append({k: entry[k] for k in fields if k in entry})

@@ -161,29 +161,27 @@ def _references(school: Any, where: str, lenient: bool) -> list[Problem]:
                 problems.append(Problem(f"{where}.staff[{i}].leave[{j}].backup", f"unknown staff {backup!r}"))
 
     if not lenient:
-        roles_present = {r for s in school.staff for r in s.roles}
         for urgency, policy in school.sla.items():
             for k, step in enumerate(policy.escalation):
                 for n, target in enumerate(step.notify):
                     place = f"{where}.sla.{urgency.value}.escalation[{k}].notify[{n}]"
-                    problems += _target_problems(target, place, staff_by_id, roles_present)
+                    problems += _target_problems(target, place, staff_by_id)
         for i, term in enumerate(school.terms):
             if term.end < term.start:
                 problems.append(Problem(f"{where}.terms[{i}]", "term ends before it starts"))
     return problems
 
 
-def _target_problems(target: str, place: str, staff_by_id: dict[str, Any], roles_present: set[Role]) -> list[Problem]:
+def _target_problems(target: str, place: str, staff_by_id: dict[str, Any]) -> list[Problem]:
     if target in ("owner", "backup", "responder"):
         return []
     kind, _, name = target.partition(":")
     if kind == "role":
         try:
-            role = Role(name)
+            Role(name)
         except ValueError:
             return [Problem(place, f"unknown role {name!r}")]
-        if role not in roles_present:
-            return [Problem(place, f"nobody has the role {name!r}")]
+        # A role nobody holds yet is not an error: the step notifies whoever holds it when it fires.
         return []
     if kind == "staff":
         return [] if name in staff_by_id else [Problem(place, f"unknown staff {name!r}")]

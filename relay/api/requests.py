@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from relay import store, tokens
 from relay.api.deps import CurrentGuardian, RuntimeDep, current_staff
 from relay.api.errors import ApiError
-from relay.intake import IdempotencyMismatch, Submission, submit
+from relay.intake import IdempotencyMismatch, Submission, first_timeline, submit
 from relay.views import parent_view, staff_view
 
 router = APIRouter(prefix="/v1", tags=["requests"])
@@ -113,7 +113,8 @@ async def create_request(request: Request, response: Response, guardian: Current
         raise ApiError(422, "idempotency_key_reused", "该 Idempotency-Key 已用于另一内容 (key reused with a different body)") from exc
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return parent_view(runtime, school, record)
+        return parent_view(runtime, school, record)
+    return parent_view(runtime, school, record, entries_known=first_timeline(record, []))
 
 
 @router.get("/requests", tags=["requests"])
