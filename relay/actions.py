@@ -14,6 +14,7 @@ from relay import store
 from relay.log import log
 from relay.notices import queue_notice
 from relay.runtime import Runtime
+from relay.sla import arm_reminder, stop_reminders
 from relay.store import Conflict, RequestRecord, Status, add_timeline, now_in
 from relay.timers import disarm, escalate_timer
 from routing.directory import School
@@ -24,7 +25,8 @@ def _stop_escalation(pipe: Any, record: RequestRecord) -> None:
         disarm(pipe, record.school_id, escalate_timer(record.id, step))
 
 
-def _ack(pipe: Any, record: RequestRecord, staff_id: str, via: str) -> bool:
+def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, staff_id: str, via: str) -> bool:
+    """The one state change after which no escalation, retry or fallback page for this request goes out."""
     if record.acknowledged:
         return False
     at = now_in(record)
@@ -33,7 +35,16 @@ def _ack(pipe: Any, record: RequestRecord, staff_id: str, via: str) -> bool:
     record.acknowledged_by = staff_id
     _stop_escalation(pipe, record)
     add_timeline(pipe, record, "acknowledged", at, by=staff_id, via=via)
+    if via in ("api", "link", "page"):
+        # The person who acknowledged hears that it is theirs now ("已确认，由您处理").
+        queue_notice(pipe, runtime, record, staff_id, "acknowledger", "request.ack_confirmed")
+    arm_reminder(pipe, school, record)
     return True
+
+
+def _updated(pipe: Any, record: RequestRecord) -> None:
+    """A note, a reply or a resolution is the update that an acknowledged P0 owes: reminders stop."""
+    stop_reminders(pipe, record)
 
 
 def _refuse_closed(record: RequestRecord) -> None:
@@ -48,7 +59,7 @@ def _run(runtime: Runtime, school: School, request_id: str, change: Any) -> Requ
 
 def acknowledge(runtime: Runtime, school: School, request_id: str, staff_id: str, via: str = "api") -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
-        if _ack(pipe, record, staff_id, via):
+        if _ack(pipe, runtime, school, record, staff_id, via):
             log.info("acknowledged", request_id=record.id, school_id=school.id, staff_id=staff_id, via=via)
 
     return _run(runtime, school, request_id, change)
@@ -57,7 +68,7 @@ def acknowledge(runtime: Runtime, school: School, request_id: str, staff_id: str
 def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
-        _ack(pipe, record, staff_id, "claim")
+        _ack(pipe, runtime, school, record, staff_id, "claim")
         if record.owner != staff_id:
             add_timeline(pipe, record, "claimed", now_in(record), by=staff_id, previous_owner=record.owner)
             record.owner = staff_id
@@ -68,7 +79,8 @@ def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> R
 def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text: str) -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
-        _ack(pipe, record, staff_id, "reply")
+        _ack(pipe, runtime, school, record, staff_id, "reply")
+        _updated(pipe, record)
         at = now_in(record)
         record.replies.append({"at": at, "by": staff_id, "text": text})
         record.status = Status.answered
@@ -80,11 +92,23 @@ def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text
 def resolve(runtime: Runtime, school: School, request_id: str, staff_id: str, note: str | None) -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
-        _ack(pipe, record, staff_id, "resolve")
+        _ack(pipe, runtime, school, record, staff_id, "resolve")
+        _updated(pipe, record)
         at = now_in(record)
         record.status = Status.resolved
         record.resolved_at = at
         add_timeline(pipe, record, "resolved", at, by=staff_id, note=note)
+
+    return _run(runtime, school, request_id, change)
+
+
+def note(runtime: Runtime, school: School, request_id: str, staff_id: str, text: str) -> RequestRecord | None:
+    """An internal note: staff see it, the parent does not."""
+
+    def change(record: RequestRecord, pipe: Any) -> None:
+        _refuse_closed(record)
+        _updated(pipe, record)
+        add_timeline(pipe, record, "note", now_in(record), by=staff_id, text=text)
 
     return _run(runtime, school, request_id, change)
 

@@ -19,6 +19,7 @@ from relay import keys, metrics
 from relay.log import log
 from relay.notices import queue_notice
 from relay.runtime import Runtime
+from relay.sla import hold_for_digest, track_outbreak
 from relay.store import (
     PlannedStepRecord,
     RequestRecord,
@@ -28,6 +29,7 @@ from relay.store import (
     write_request,
 )
 from relay.timers import arm, escalate_timer
+from routing.calendar import CalendarUnknown, quiet_until
 from routing.classifier import classify
 from routing.directory import School, Student
 from routing.labels import Urgency
@@ -99,6 +101,13 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
         directory_version=version,
     )
     event = NOTICE_EVENT.get(classification.urgency, "request.created")
+    # Teachers' evenings: routine notifications out of hours wait for the next school day's digest.
+    held_until = None
+    if classification.urgency in (Urgency.P2, Urgency.P3):
+        try:
+            held_until = quiet_until(school, now)
+        except CalendarUnknown:
+            held_until = None  # without holiday data, telling someone now beats holding blindly
 
     with r.pipeline(transaction=True) as pipe:
         while True:
@@ -117,8 +126,12 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                 pipe.multi()
                 # Notifications first: RQ's enqueue expects the pipeline in MULTI mode, which it now is.
                 for notice in routing.notify_now:
+                    if held_until is not None:
+                        hold_for_digest(pipe, record, notice.staff_id, held_until)
+                        continue
                     why_event = "request.fyi" if notice.why == "homeroom" else event
                     queue_notice(pipe, runtime, record, notice.staff_id, notice.why, why_event)
+                track_outbreak(pipe, runtime, record)
                 write_request(pipe, record)
                 for entry in first_timeline(record, [n.staff_id for n in routing.notify_now]):
                     pipe.rpush(keys.timeline(school.id, record.id), json.dumps(entry, ensure_ascii=False))

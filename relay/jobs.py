@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -17,7 +18,8 @@ from adapters.base import Outcome, Reason, Result, backoff
 from relay import keys, metrics
 from relay.log import log
 from relay.notices import STOPPED_BY_ACK, build_message, enqueue_delivery, queue_notice
-from relay.runtime import Runtime, get_runtime
+from relay.runtime import ROUTINE, URGENT, Runtime, get_runtime
+from relay.sla import arm_fallback
 from relay.store import RequestRecord, add_timeline, load, now_in, transition
 from relay.timers import arm, deliver_timer, disarm, escalate_timer
 from routing.directory import School
@@ -121,7 +123,8 @@ def _after_send(
     if result.outcome is Outcome.delivered:
         if delivery["event"] in ("request.urgent", "request.created"):
             metrics.first_delivery(record.urgency, time.time() - dt.datetime.fromisoformat(record.created_at).timestamp())
-        return _finish(runtime, school_id, delivery, record, "delivered", None, channel=channel)
+        return _finish(runtime, school_id, delivery, record, "delivered", None, channel=channel,
+                       then=lambda pipe: arm_fallback(pipe, runtime, school, record, delivery))
     staff = school.staff_member(delivery["staff_id"])
     contacts = staff.contacts if staff else ()
     if result.outcome is Outcome.retry and delivery["attempt"] < settings.retry_max_attempts:
@@ -156,10 +159,13 @@ def _finish(
     record: RequestRecord | None,
     state: str,
     reason: str | None,
+    then: Callable[[Any], None] | None = None,
     **detail: Any,
 ) -> str:
     delivery["state"] = state
     with runtime.redis.pipeline(transaction=True) as pipe:
+        if then is not None:
+            then(pipe)
         _save_delivery(pipe, school_id, delivery)
         disarm(pipe, school_id, deliver_timer(delivery["event_id"]))
         if record is not None:
@@ -203,20 +209,34 @@ def escalate(school_id: str, request_id: str, step: int) -> str:
     return done[1]
 
 
+# Timer kind → the job that handles it; each takes (school_id, the rest of the timer id).
+TIMER_JOBS = {
+    "escalate": "relay.jobs.escalate_on_timer",
+    "remind": "relay.sla.remind",
+    "fallback": "relay.sla.fallback",
+    "digest": "relay.sla.digest",
+}
+
+
+def escalate_on_timer(school_id: str, rest: str) -> str:
+    request_id, _, step = rest.rpartition("|")
+    return escalate(school_id, request_id, int(step))
+
+
 def fire(school_id: str, timer_id: str, due_s: float) -> None:
     """Hand a due timer to the workers (called by the scheduler)."""
     runtime = get_runtime()
     kind, _, rest = timer_id.partition("|")
     if kind == "deliver":
-        record_urgency = _urgency_of_event(runtime, school_id, rest)
-        enqueue_delivery(None, runtime.queue_for(record_urgency), school_id, rest)
-    elif kind == "escalate":
-        request_id, _, step = rest.rpartition("|")
-        runtime.queues["urgent"].enqueue("relay.jobs.escalate", school_id, request_id, int(step),
-                                         result_ttl=0, failure_ttl=86400)
-    else:
+        enqueue_delivery(None, runtime.queue_for(_urgency_of_event(runtime, school_id, rest)), school_id, rest)
+        return
+    job = TIMER_JOBS.get(kind)
+    if job is None:
         log.warning("unknown_timer", school_id=school_id, timer=timer_id)
         disarm(runtime.redis, school_id, timer_id)
+        return
+    queue = runtime.queues[ROUTINE if kind == "digest" else URGENT]
+    queue.enqueue(job, school_id, rest, result_ttl=0, failure_ttl=86400)
 
 
 def _urgency_of_event(runtime: Runtime, school_id: str, event_id: str) -> str:

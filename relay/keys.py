@@ -55,3 +55,17 @@ def dead_letters(school: str) -> str:
 
 def link_used(school: str, link_id: str) -> str:
     return f"relay:{school}:link:{link_id}"
+
+
+def digest(school: str, staff_id: str) -> str:
+    """Request ids held out of hours for one person's morning digest."""
+    return f"relay:{school}:digest:{staff_id}"
+
+
+def outbreak(school: str, class_id: str) -> str:
+    """Contagious reports from one class by time (score: epoch seconds)."""
+    return f"relay:{school}:outbreak:{class_id}"
+
+
+def outbreak_alerted(school: str, class_id: str) -> str:
+    return f"relay:{school}:outbreak:{class_id}:alerted"

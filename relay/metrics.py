@@ -31,6 +31,10 @@ TIMER_LATENESS = Histogram(
     "relay_timer_lateness_seconds", "Timer firing minus due time",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+TIMERS_OVERDUE = Counter(
+    "relay_timers_overdue_total", "Timers found more than 2 s past due (a dead worker's, or a scheduler behind)"
+)
+OUTBREAK_ALERTS = Counter("relay_outbreak_alerts_total", "Grouped alerts of contagious illness in one class")
 DEAD_LETTERS = Counter("relay_dead_letters_total", "Notifications that exhausted every contact and retry")
 
 
@@ -53,6 +57,14 @@ def escalation_step(step: int) -> None:
 
 def timer_lateness(seconds: float) -> None:
     TIMER_LATENESS.observe(seconds)
+
+
+def timer_overdue() -> None:
+    TIMERS_OVERDUE.inc()
+
+
+def outbreak_alert() -> None:
+    OUTBREAK_ALERTS.inc()
 
 
 def dead_letter() -> None:

@@ -38,6 +38,7 @@ def queue_notice(
     why: str,
     event: str,
     step: int = 0,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     """Queue one notification on a pipeline already in MULTI: its record, its watchdog timer, its job."""
     eid = event_id(record.id, event, step, staff_id)
@@ -53,6 +54,7 @@ def queue_notice(
         "attempt": 0,
         "state": "pending",
         "created_at": time.time(),
+        **(extra or {}),
     }
     pipe.set(keys.delivery(record.school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
     # The watchdog: if no worker finishes this delivery within the lease, the timer hands it to another.
@@ -93,6 +95,27 @@ def request_document(record: RequestRecord, public_url: str) -> dict[str, Any]:
     }
 
 
+def _title(event: str, delivery: dict[str, Any], record: RequestRecord, summary: str, class_name: str) -> str:
+    """The one line every channel shows; no diagnosis and no full name (SMS and IM are not private)."""
+    if event == "request.escalated":
+        return f"【升级·第{record.escalation_step}级】{summary}"
+    if event == "request.fyi":
+        return f"【知悉】{summary}"
+    if event == "request.ack_confirmed":
+        return f"已确认，由您处理：{summary}"
+    if event == "request.reminder":
+        return f"【提醒】已确认的请求尚无进展：{summary}"
+    if event == "request.reassigned":
+        return f"【转交给您】{summary}"
+    if event == "request.digest":
+        return f"【今日待处理】{len(delivery.get('request_ids', [])) or 1} 条家长请求（非工作时间收到）"
+    if event == "request.outbreak":
+        minutes = int(delivery.get("window_s", 3600)) // 60
+        window = f"{minutes // 60}小时" if minutes % 60 == 0 else f"{minutes}分钟"
+        return f"【聚集性提示】{class_name} {window}内 {delivery.get('count', 0)} 例{delivery.get('symptom', '症状')}"
+    return summary
+
+
 def build_message(
     runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any], attempt: int, sent_at: str
 ) -> Message:
@@ -105,11 +128,7 @@ def build_message(
     urgency_word = URGENCY_WORDS[Urgency(record.urgency)]
     link = links.ack_link(runtime.settings, record.school_id, record.id, delivery["staff_id"])
     event = delivery["event"]
-    title = f"{class_name} {student_word} {category_word}（{urgency_word}）"
-    if event == "request.escalated":
-        title = f"【升级·第{delivery.get('step', record.escalation_step)}级】{title}"
-    elif event == "request.fyi":
-        title = f"【知悉】{title}"
+    title = _title(event, delivery, record, f"{class_name} {student_word} {category_word}（{urgency_word}）", class_name)
     body = f"{title} 请点击确认 {link}" if event in STOPPED_BY_ACK else f"{title} {link}"
     return Message(
         event=event,
@@ -121,6 +140,7 @@ def build_message(
         body=body,
         link=link,
         recipient={"id": delivery["staff_id"], "name": staff.name if staff else "", "role": delivery["why"]},
-        request=request_document(record, runtime.settings.public_url),
+        request=dict(request_document(record, runtime.settings.public_url),
+                     **({"digest_request_ids": delivery["request_ids"]} if "request_ids" in delivery else {})),
         sms_params=(class_name, student_word, category_word, link),
     )

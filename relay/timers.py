@@ -34,12 +34,27 @@ CLAIM_LEASE_MS = 15_000
 CLAIM_BATCH = 200
 
 
+OVERDUE_SECONDS = 2.0  # a timer claimed later than this past its due time is counted as overdue
+
+
 def deliver_timer(event_id: str) -> str:
     return f"deliver|{event_id}"
 
 
 def escalate_timer(request_id: str, step: int) -> str:
     return f"escalate|{request_id}|{step}"
+
+
+def remind_timer(request_id: str, step: int) -> str:
+    return f"remind|{request_id}|{step}"
+
+
+def fallback_timer(event_id: str) -> str:
+    return f"fallback|{event_id}"
+
+
+def digest_timer(staff_id: str) -> str:
+    return f"digest|{staff_id}"
 
 
 def arm(pipe: Pipeline | redis.Redis, school: str, timer_id: str, due_s: float) -> None:
@@ -63,6 +78,7 @@ class Scheduler:
         fire: Fire,
         poll_seconds: float = 0.05,
         on_lateness: Callable[[float], None] | None = None,
+        on_overdue: Callable[[], None] | None = None,
     ) -> None:
         self._redis = connection
         self._claim = connection.register_script(_CLAIM)
@@ -70,6 +86,7 @@ class Scheduler:
         self._fire = fire
         self._poll = poll_seconds
         self._on_lateness = on_lateness
+        self._on_overdue = on_overdue
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -87,8 +104,14 @@ class Scheduler:
             for i in range(0, len(claimed), 2):
                 timer_id = claimed[i].decode()
                 due_s = float(claimed[i + 1]) / 1000
+                lateness = max(0.0, time.time() - due_s)
                 if self._on_lateness is not None:
-                    self._on_lateness(max(0.0, time.time() - due_s))
+                    self._on_lateness(lateness)
+                if lateness > OVERDUE_SECONDS:
+                    # A timer whose worker died, or a scheduler that fell behind: fired now, and counted.
+                    log.warning("timer_overdue", school_id=school, timer=timer_id, late_s=round(lateness, 3))
+                    if self._on_overdue is not None:
+                        self._on_overdue()
                 try:
                     self._fire(school, timer_id, due_s)
                     fired += 1

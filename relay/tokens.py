@@ -50,7 +50,8 @@ def verify(token: str, keys: list[str], now: float | None = None) -> dict[str, A
     except ValueError as exc:
         raise TokenError("malformed token") from exc
     key = next((k for k in keys if key_id(k) == kid), None)
-    if key is None or not hmac.compare_digest(_mac(key, kid + "." + payload), signature):
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a header may carry any latin-1 byte.
+    if key is None or not hmac.compare_digest(_mac(key, kid + "." + payload).encode(), signature.encode()):
         raise TokenError("bad signature")
     try:
         claims = json.loads(_unb64(payload))

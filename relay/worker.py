@@ -33,6 +33,7 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
             fire,
             poll_seconds=runtime.settings.timer_poll_seconds,
             on_lateness=metrics.timer_lateness,
+            on_overdue=metrics.timer_overdue,
         )
         scheduler.start()
     # Urgent first: a worker always takes an emergency before routine work.

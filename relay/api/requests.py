@@ -50,7 +50,8 @@ class RequestView(BaseModel):
 def clean_text(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = _INVISIBLE.sub("", text)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    # Lone surrogates (JSON "\\ud800") cannot be stored or shown as UTF-8: dropped like control characters.
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
     return text.strip()
 
 
@@ -63,7 +64,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise ApiError(413, "body_too_large", f"内容过长 (the body is over {max_bytes} bytes)")
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # also a too-deep nesting or a 5,000-digit number
         raise ApiError(400, "invalid_json", "无法解析 JSON (the body is not valid JSON)") from exc
 
 

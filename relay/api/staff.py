@@ -79,6 +79,18 @@ async def reply(request_id: str, request: Request, staff: StaffOfSchool, runtime
     return _answer(runtime, staff, record)
 
 
+@router.post("/requests/{request_id}/note", openapi_extra={"requestBody": {"content": {"application/json": {
+    "schema": ReplyBody.model_json_schema()}}, "required": True}})
+async def note(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    """An internal note (the parent does not see it); counts as the update an acknowledged P0 owes."""
+    body = parse(ReplyBody, await read_json(request, runtime.settings.max_body_bytes))
+    text = clean_text(body.text)
+    if not text:
+        raise ApiError(422, "empty_text", "请填写内容 (text is empty)")
+    record = _guarded(lambda: actions.note(runtime, staff.school, request_id, staff.id, text))
+    return _answer(runtime, staff, record)
+
+
 @router.post("/requests/{request_id}/resolve", openapi_extra={"requestBody": {"content": {"application/json": {
     "schema": ResolveBody.model_json_schema()}}, "required": False}})
 async def resolve(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:

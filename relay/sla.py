@@ -1,0 +1,189 @@
+"""SLA jobs beyond escalation: update reminders, fallback to the next contact, the morning digest, outbreaks.
+
+Each job reads the request's current state and acts only if it still calls for it, in
+one transaction with the timer it answers; running it twice does nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from relay import keys, metrics, store
+from relay.log import log
+from relay.notices import STOPPED_BY_ACK, enqueue_delivery, event_id, queue_notice
+from relay.runtime import Runtime, get_runtime
+from relay.store import RequestRecord, Status, add_timeline, now_in, text
+from relay.timers import arm, digest_timer, disarm, fallback_timer, remind_timer
+from routing.directory import Role, School
+from routing.labels import Urgency
+from routing.outbreak import contagious_kind, is_contagious
+
+# --- reminders: an acknowledged P0 with no update ----------------------------------------
+
+
+def arm_reminder(pipe: Any, school: School, record: RequestRecord, step: int = 1) -> None:
+    """After an ack, remind the owner if nothing happens within `update_within` (P0 policies that set it)."""
+    policy = school.sla.get(Urgency(record.urgency))
+    if policy is None or policy.update_within is None:
+        return
+    record.reminder_step = step - 1
+    arm(pipe, school.id, remind_timer(record.id, step), time.time() + policy.update_within.seconds)
+
+
+def stop_reminders(pipe: Any, record: RequestRecord) -> None:
+    for step in (1, 2):
+        disarm(pipe, record.school_id, remind_timer(record.id, step))
+
+
+def remind(school_id: str, rest: str) -> str:
+    """Step 1 reminds the owner; step 2 escalates to the duty leader. An update in between stops both."""
+    request_id, _, step_text = rest.rpartition("|")
+    step = int(step_text)
+    runtime = get_runtime()
+    current = runtime.directories.school(school_id)
+
+    def change(record: RequestRecord, pipe: Any) -> str:
+        disarm(pipe, school_id, remind_timer(request_id, step))
+        if record.status is not Status.acknowledged or record.reminder_step != step - 1 or current is None:
+            return "stale"
+        record.reminder_step = step
+        targets = [record.owner]
+        if step >= 2:
+            targets += [s.id for s in current[1].with_role(Role.duty_leader) if s.id != record.owner]
+        add_timeline(pipe, record, "reminded" if step == 1 else "escalated_no_update", now_in(record),
+                     step=step, notify=targets)
+        for staff_id in targets:
+            queue_notice(pipe, runtime, record, staff_id, "reminder", "request.reminder", step)
+        if step == 1:
+            arm_reminder(pipe, current[1], record, step=2)
+        return "reminded"
+
+    done = store.transition(runtime.redis, school_id, request_id, change)
+    return done[1] if done else "unknown"
+
+
+# --- fallback: an unacknowledged P0 notification tries the person's next contact -------------
+
+
+def fallback(school_id: str, first_event_id: str) -> str:
+    runtime = get_runtime()
+    r = runtime.redis
+    disarm(r, school_id, fallback_timer(first_event_id))
+    raw = r.get(keys.delivery(school_id, first_event_id))
+    if raw is None:
+        return "unknown"
+    delivery = json.loads(raw)
+    record = store.load(r, school_id, delivery["request_id"])
+    if record is None or record.acknowledged:
+        return "stale"
+    nxt = dict(delivery, event_id=f"{first_event_id}.next", contact_index=delivery["contact_index"] + 1,
+               attempt=0, state="pending", created_at=time.time())
+    with r.pipeline(transaction=True) as pipe:
+        # NX: a duplicate firing finds the next delivery already there and adds nothing.
+        pipe.set(keys.delivery(school_id, nxt["event_id"]), json.dumps(nxt), nx=True, ex=30 * 86400)
+        results = pipe.execute()
+    if not results[0]:
+        return "duplicate"
+    with r.pipeline(transaction=True) as pipe:
+        add_timeline(pipe, record, "fallback_unacknowledged", now_in(record), event_id=nxt["event_id"],
+                     to=delivery["staff_id"], contact_index=nxt["contact_index"])
+        enqueue_delivery(pipe, runtime.queue_for(record.urgency), school_id, nxt["event_id"])
+        pipe.execute()
+    return "fallback"
+
+
+def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any]) -> None:
+    staff = school.staff_member(delivery["staff_id"])
+    more = staff is not None and delivery["contact_index"] + 1 < len(staff.contacts)
+    if record.urgency == "P0" and delivery["event"] in STOPPED_BY_ACK and more:
+        arm(pipe, school.id, fallback_timer(delivery["event_id"]), time.time() + runtime.settings.fallback_after_seconds)
+
+
+# --- the morning digest: routine notifications out of hours wait for the school day -----------
+
+
+def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.datetime) -> None:
+    pipe.rpush(keys.digest(record.school_id, staff_id), record.id)
+    # Every held notification for this person points at the same opening: one timer, one digest.
+    pipe.zadd(keys.timers(record.school_id), {digest_timer(staff_id): int(until.timestamp() * 1000)})
+
+
+def digest(school_id: str, staff_id: str) -> str:
+    runtime = get_runtime()
+    r = runtime.redis
+    with r.pipeline(transaction=True) as pipe:
+        pipe.lrange(keys.digest(school_id, staff_id), 0, -1)
+        pipe.delete(keys.digest(school_id, staff_id))
+        disarm(pipe, school_id, digest_timer(staff_id))
+        held, _, _ = pipe.execute()
+    ids = [text(i) for i in held]
+    records = [rec for rec in (store.load(r, school_id, i) for i in ids) if rec is not None]
+    waiting = [rec for rec in records if rec.status is Status.received]
+    if not waiting:
+        return "empty"
+    first = waiting[0]
+    eid = event_id(first.id, "request.digest", int(time.time()), staff_id)
+    delivery = {
+        "event_id": eid, "school_id": school_id, "request_id": first.id, "staff_id": staff_id, "why": "digest",
+        "event": "request.digest", "urgency": first.urgency, "contact_index": 0, "attempt": 0, "state": "pending",
+        "created_at": time.time(), "request_ids": [rec.id for rec in waiting],
+    }
+    with r.pipeline(transaction=True) as pipe:
+        pipe.set(keys.delivery(school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
+        for rec in waiting:
+            add_timeline(pipe, rec, "digest_sent", now_in(rec), to=staff_id, event_id=eid)
+        enqueue_delivery(pipe, runtime.queue_for(first.urgency), school_id, eid)
+        pipe.execute()
+    log.info("digest_queued", school_id=school_id, staff_id=staff_id, count=len(waiting))
+    return "queued"
+
+
+# --- outbreaks: contagious reports from one class, grouped for the nurse and the principal --
+
+
+def track_outbreak(pipe: Any, runtime: Runtime, record: RequestRecord) -> None:
+    """At intake: count a contagious report and let a job decide whether the class crossed the threshold."""
+    if record.category not in ("medical", "attendance") or not is_contagious(record.text):
+        return
+    pipe.zadd(keys.outbreak(record.school_id, record.class_id), {record.id: time.time()})
+    runtime.queues["urgent"].enqueue_many(
+        [runtime.queues["urgent"].prepare_data("relay.sla.outbreak_check", args=(record.school_id, record.class_id),
+                                               result_ttl=0, failure_ttl=86400)],
+        pipeline=pipe,
+    )
+
+
+def outbreak_check(school_id: str, class_id: str) -> str:
+    runtime = get_runtime()
+    r = runtime.redis
+    current = runtime.directories.school(school_id)
+    if current is None:
+        return "unknown"
+    school = current[1]
+    window = school.outbreak_window.seconds
+    now = time.time()
+    key = keys.outbreak(school_id, class_id)
+    r.zremrangebyscore(key, 0, now - window)
+    ids = [text(i) for i in r.zrange(key, 0, -1)]
+    if len(ids) < school.outbreak_threshold:
+        return "below"
+    # One grouped alert per class per window: the NX key is the "already told" mark.
+    if not r.set(keys.outbreak_alerted(school_id, class_id), len(ids), nx=True, ex=int(window)):
+        return "already"
+    record = store.load(r, school_id, ids[-1])
+    if record is None:
+        return "unknown"
+    targets = [s.id for role in (Role.nurse, Role.principal) for s in school.with_role(role)]
+    with r.pipeline(transaction=True) as pipe:
+        pipe.multi()
+        note = {"count": len(ids), "window_s": window, "symptom": contagious_kind(record.text) or "症状"}
+        for staff_id in targets:
+            queue_notice(pipe, runtime, record, staff_id, "outbreak", "request.outbreak", int(now), extra=note)
+        add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets)
+        pipe.execute()
+    metrics.outbreak_alert()
+    log.info("outbreak_alert", school_id=school_id, class_id=class_id, count=len(ids))
+    return "alerted"

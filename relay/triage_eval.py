@@ -1,0 +1,173 @@
+"""`relay eval [FILE]`: how well the triage classifier does on a labelled JSON Lines file.
+
+Each line is a `relay classify` input with its labels:
+{"id", "text", "category_hint"?, "urgency", "category"}. Prints the urgency and
+category confusion matrices, P0 recall, under- and over-triage rates, category
+accuracy, the misclassified lines with the classifier's reasons, and its speed on
+one core. With --check, exits 1 when a quality aim is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from routing.classifier import Classification, classify
+from routing.labels import Category, Urgency
+
+DEFAULT_FILE = "tests/data/triage_dev.jsonl"
+
+# The aims of the triage issue: (name, bound, "min" or "max").
+AIMS = (
+    ("P0 recall", 0.99, "min"),
+    ("under-triage", 0.02, "max"),
+    ("over-triage", 0.10, "max"),
+    ("category accuracy", 0.90, "min"),
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    text: str
+    hint: str | None
+    urgency: Urgency
+    category: Category
+
+
+@dataclass(frozen=True)
+class Verdict:
+    example: Example
+    predicted: Classification
+
+
+class InputError(ValueError):
+    pass
+
+
+def read_examples(path: Path) -> list[Example]:
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            examples.append(
+                Example(
+                    id=str(row.get("id", number)),
+                    text=str(row["text"]),
+                    hint=row.get("category_hint") or None,
+                    urgency=Urgency(row["urgency"]),
+                    category=Category(row["category"]),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{path}:{number}: not a labelled line ({exc})") from exc
+    return examples
+
+
+def metrics(verdicts: list[Verdict]) -> dict[str, float]:
+    total = len(verdicts) or 1
+    p0 = [v for v in verdicts if v.example.urgency is Urgency.P0]
+    return {
+        "P0 recall": sum(v.predicted.urgency is Urgency.P0 for v in p0) / (len(p0) or 1),
+        "under-triage": sum(v.predicted.urgency.rank > v.example.urgency.rank for v in verdicts) / total,
+        "over-triage": sum(v.predicted.urgency.rank < v.example.urgency.rank for v in verdicts) / total,
+        "category accuracy": sum(v.predicted.category is v.example.category for v in verdicts) / total,
+        "urgency accuracy": sum(v.predicted.urgency is v.example.urgency for v in verdicts) / total,
+    }
+
+
+def missed_aims(figures: dict[str, float]) -> list[str]:
+    missed = []
+    for name, bound, kind in AIMS:
+        value = figures[name]
+        if (kind == "min" and value < bound) or (kind == "max" and value > bound):
+            missed.append(f"{name} {value:.1%} (aim {'≥' if kind == 'min' else '≤'} {bound:.0%})")
+    return missed
+
+
+def _matrix(title: str, labels: list[str], pairs: list[tuple[str, str]]) -> str:
+    width = max(7, *(len(label) for label in labels)) + 1
+    lines = [f"{title} (rows: label, columns: predicted)", " " * width + "".join(f"{p:>{width}}" for p in labels)]
+    for row in labels:
+        counts = [sum(1 for a, b in pairs if a == row and b == col) for col in labels]
+        lines.append(f"{row:<{width}}" + "".join(f"{c:>{width}}" for c in counts))
+    return "\n".join(lines)
+
+
+def _speed(examples: list[Example], rounds: int) -> tuple[float, float, float]:
+    """Messages per second on this core, p50 and p99 per message in ms (lexicons already loaded)."""
+    timings: list[float] = []
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for example in examples:
+            t0 = time.perf_counter()
+            classify(example.text, example.hint)
+            timings.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(timings, n=100) if len(timings) > 1 else timings * 99
+    return len(timings) / elapsed, cuts[49] * 1000, cuts[98] * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="relay eval", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("file", nargs="?", default=DEFAULT_FILE, help=f"labelled JSON Lines (default {DEFAULT_FILE})")
+    parser.add_argument("--quiet", action="store_true", help="do not list the misclassified lines")
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the file when timing (default 5)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a quality aim is missed")
+    args = parser.parse_args(argv)
+
+    try:
+        examples = read_examples(Path(args.file))
+    except (OSError, InputError) as exc:
+        print(f"relay eval: {exc}", file=sys.stderr)
+        return 2
+    if not examples:
+        print(f"relay eval: {args.file}: no labelled lines", file=sys.stderr)
+        return 2
+
+    t0 = time.perf_counter()
+    classify("预热")  # loads the lexicons once; not part of the per-message speed
+    load_ms = (time.perf_counter() - t0) * 1000
+    verdicts = [Verdict(e, classify(e.text, e.hint)) for e in examples]
+
+    urgencies = [u.value for u in Urgency]
+    categories = [c.value for c in Category]
+    print(f"{args.file}: {len(examples)} messages\n")
+    print(_matrix("urgency", urgencies, [(v.example.urgency.value, v.predicted.urgency.value) for v in verdicts]))
+    print()
+    print(_matrix("category", categories, [(v.example.category.value, v.predicted.category.value) for v in verdicts]))
+    print()
+    figures = metrics(verdicts)
+    for name, value in figures.items():
+        print(f"{name:<18} {value:7.1%}")
+
+    wrong = [
+        v
+        for v in verdicts
+        if v.predicted.urgency is not v.example.urgency or v.predicted.category is not v.example.category
+    ]
+    if not args.quiet and wrong:
+        print(f"\nmisclassified ({len(wrong)}):")
+        for v in wrong:
+            label = f"{v.example.urgency.value} {v.example.category.value}"
+            got = f"{v.predicted.urgency.value} {v.predicted.category.value}"
+            print(f"  {v.example.id}: {label} → {got}  | {'; '.join(v.predicted.reasons)}")
+
+    per_second, p50, p99 = _speed(examples, max(1, args.rounds))
+    print(f"\nspeed: {per_second:,.0f} messages/s on one core, p50 {p50:.3f} ms, p99 {p99:.3f} ms per message")
+    print(f"lexicon load (once per process): {load_ms:.0f} ms")
+
+    missed = missed_aims(figures)
+    print("aims: " + ("all met" if not missed else "missed: " + "; ".join(missed)))
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
