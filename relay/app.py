@@ -21,6 +21,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         description="家校消息中转：家长的每个请求都有负责人和回复时间。Parents' requests, routed to the right person on time.",
     )
     app.state.runtime = runtime
+    metrics.install_collectors(runtime)
     errors.install(app)
     app.include_router(requests.router)
     app.include_router(staff.router)

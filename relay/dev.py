@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from relay.settings import STATE_DIR
 
@@ -26,6 +29,11 @@ def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
 
     config_path = _config_path(config).resolve()
     env = dict(os.environ, REDIS_URL=redis_url, RELAY_CONFIG=str(config_path), RELAY_DEV_OUTBOX="1")
+    if "PROMETHEUS_MULTIPROC_DIR" not in env and "relay.metrics" not in sys.modules:
+        # One /metrics for the API and its workers: each process writes its counters into this run's directory.
+        STATE_DIR.mkdir(exist_ok=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=STATE_DIR)
+        atexit.register(shutil.rmtree, env["PROMETHEUS_MULTIPROC_DIR"], True)
     env.setdefault("RELAY_PUBLIC_URL", f"http://{host}:{port}")
     os.environ.update(env)  # this process serves the API with the same settings
     from relay.settings import get_settings

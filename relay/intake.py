@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import redis
 
-from relay import keys, metrics
+from relay import changes, keys, metrics
 from relay.log import log
 from relay.notices import queue_notice
 from relay.runtime import Runtime
-from relay.sla import hold_for_digest, track_outbreak
+from relay.sla import hold_for_digest, outbreak_reached, track_outbreak
 from relay.store import (
     PlannedStepRecord,
     RequestRecord,
@@ -131,7 +131,6 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                         continue
                     why_event = "request.fyi" if notice.why == "homeroom" else event
                     queue_notice(pipe, runtime, record, notice.staff_id, notice.why, why_event)
-                track_outbreak(pipe, runtime, record)
                 write_request(pipe, record)
                 for entry in first_timeline(record, [n.staff_id for n in routing.notify_now]):
                     pipe.rpush(keys.timeline(school.id, record.id), json.dumps(entry, ensure_ascii=False))
@@ -142,11 +141,15 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                 if idem_key:
                     pipe.set(idem_key, json.dumps({"request_id": record.id, "digest": sub.digest()}),
                              ex=IDEMPOTENCY_TTL_SECONDS)
-                pipe.execute()
+                counted = track_outbreak(pipe, school, record)  # last: its replies end the list
+                replies = pipe.execute()
                 break
             except redis.WatchError:
                 continue  # a concurrent retry with the same key: read what it stored
+    changes.publish(r, school.id, record.id, record.status.value)
 
+    if counted:
+        outbreak_reached(runtime, school, record, int(replies[-2]), bool(replies[-1]))
     elapsed = time.perf_counter() - started
     metrics.intake(record.urgency, record.category, elapsed)
     log.info("request_received", request_id=record.id, school_id=school.id, urgency=record.urgency,

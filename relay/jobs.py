@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,15 +35,36 @@ def _save_delivery(pipe: redis.Redis | Any, school: str, delivery: dict[str, Any
 def deliver(school_id: str, event_id: str) -> str:
     runtime = get_runtime()
     r = runtime.redis
-    raw = r.get(keys.delivery(school_id, event_id))
-    if raw is None:
+    lease = runtime.settings.delivery_lease_seconds
+    lock = keys.delivery_lock(school_id, event_id)
+    # One round trip before sending. The lock keeps a delivery to one sender at a time (under a
+    # backlog the watchdog may queue a second job for a delivery that only waits its turn); it
+    # expires with the lease should we die, and the re-armed watchdog then hands it to another worker.
+    with r.pipeline(transaction=False) as pipe:
+        pipe.set(lock, os.getpid(), nx=True, px=int(lease * 1000))
+        pipe.get(keys.delivery(school_id, event_id))
+        pipe.get(keys.request(school_id, event_id.split(".", 1)[0]))
+        arm(pipe, school_id, deliver_timer(event_id), time.time() + lease)
+        locked, raw, raw_request, _ = pipe.execute()
+    if not locked:
+        return "busy"
+    try:
+        return _deliver_locked(runtime, school_id, event_id, raw, raw_request)
+    finally:
+        r.delete(lock)
+
+
+def _deliver_locked(
+    runtime: Runtime, school_id: str, event_id: str, raw: bytes | None, raw_request: bytes | None
+) -> str:
+    r = runtime.redis
+    delivery = json.loads(raw) if raw else None
+    if delivery is None or delivery["state"] in FINAL:
         disarm(r, school_id, deliver_timer(event_id))
-        return "unknown"
-    delivery = json.loads(raw)
-    if delivery["state"] in FINAL:
-        disarm(r, school_id, deliver_timer(event_id))
-        return delivery["state"]
-    record = load(r, school_id, delivery["request_id"])
+        return delivery["state"] if delivery else "unknown"
+    record = RequestRecord.model_validate_json(raw_request) if raw_request else None
+    if record is None or record.id != delivery["request_id"]:
+        record = load(r, school_id, delivery["request_id"])
     current = runtime.directories.school(school_id)
     if record is not None and (current is None or current[0] < record.directory_version):
         # Planned against a directory published in the last second: this process's view is behind, not wrong.
@@ -59,14 +81,9 @@ def deliver(school_id: str, event_id: str) -> str:
     if delivery["contact_index"] >= len(contacts):
         return _finish(runtime, school_id, delivery, record, "failed", "no contact left")
     contact = contacts[delivery["contact_index"]]
+    # The attempt is counted now and saved with the outcome; a send cut short by a crash is not counted.
     attempt = delivery["attempt"] + 1
     delivery["attempt"] = attempt
-
-    # Take the lease before sending: if this process dies mid-send, the timer gives it to another worker.
-    with r.pipeline(transaction=True) as pipe:
-        _save_delivery(pipe, school_id, delivery)
-        arm(pipe, school_id, deliver_timer(event_id), time.time() + runtime.settings.delivery_lease_seconds)
-        pipe.execute()
 
     sent_at = now_in(record)
     message = build_message(runtime, school, record, delivery, attempt, sent_at)
@@ -174,7 +191,7 @@ def _finish(
                          attempt=delivery["attempt"], reason=reason, **detail)
         if state == "failed":
             pipe.lpush(keys.dead_letters(school_id), json.dumps(delivery))
-            metrics.dead_letter()
+            metrics.dead_letter(delivery.get("urgency", "P2"))
         pipe.execute()
     return state
 

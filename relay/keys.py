@@ -36,6 +36,10 @@ def delivery(school: str, event_id: str) -> str:
     return f"relay:{school}:delivery:{event_id}"
 
 
+def delivery_lock(school: str, event_id: str) -> str:
+    return f"relay:{school}:delivery:{event_id}:lock"
+
+
 def timers(school: str) -> str:
     """Timer ids by due time (score: epoch milliseconds)."""
     return f"relay:{school}:timers"
@@ -69,3 +73,28 @@ def outbreak(school: str, class_id: str) -> str:
 
 def outbreak_alerted(school: str, class_id: str) -> str:
     return f"relay:{school}:outbreak:{class_id}:alerted"
+
+
+def events(school: str) -> str:
+    """Pub/sub channel: a small JSON message each time a request of the school is created or changes."""
+    return f"relay:{school}:events"
+
+
+def staff_session(school: str, session_digest: str) -> str:
+    """A signed-in staff member's page session (keyed by a digest: the cookie itself is never stored)."""
+    return f"relay:{school}:session:{session_digest}"
+
+
+def sign_in_link(school: str, nonce_digest: str) -> str:
+    """A one-time sign-in link not used yet (keyed by a digest of its nonce)."""
+    return f"relay:{school}:signin:{nonce_digest}"
+
+
+def sign_in_requests(school: str, staff_id: str) -> str:
+    """How many sign-in links one person asked for in the current window (a rate limit)."""
+    return f"relay:{school}:signin-requests:{staff_id}"
+
+
+def canned_replies(school: str) -> str:
+    """A school's own canned replies (JSON), replacing the defaults in relay/canned_replies.yaml."""
+    return f"relay:{school}:canned_replies"

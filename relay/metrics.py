@@ -1,20 +1,54 @@
-"""Prometheus metrics. With PROMETHEUS_MULTIPROC_DIR set, API and worker processes share one view.
+"""Prometheus metrics: what happened (counters, histograms) and what is waiting (gauges read from Redis).
 
-Labels carry urgencies, categories, channels and results: never personal data.
+Counters and histograms are recorded where things happen, in API and worker processes.
+Without PROMETHEUS_MULTIPROC_DIR (`relay dev`, `relay serve` on a laptop) each process
+keeps them in memory and serves its own. With PROMETHEUS_MULTIPROC_DIR set *before the
+process starts* to a writable directory private to one host or pod (never shared between
+containers: files are named by pid), every process writes them there and any process's
+/metrics adds them all up: a pod running several processes is scraped once. Counters of a
+process that died are still counted.
+
+Gauges of what is waiting (queue depths, open and overdue requests, dead letters, pending
+timers, whether Redis answers) are not recorded anywhere: the collector that
+`install_collectors` registers reads them from Redis at scrape time, a few O(1) commands
+per school in one round trip. They are the same from every API replica; alert on
+max() / min() over replicas, not sum().
+
+Labels carry urgencies, categories, channels, queues, results and school ids: never personal data.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
+import redis
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+
+from relay import keys
+from relay.log import log
+
+if TYPE_CHECKING:
+    from relay.runtime import Runtime
+
+# Read once, as prometheus_client does when it is imported: the mode cannot change in a running process.
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+if MULTIPROC_DIR:
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)  # metrics below open their files at once
 
 REQUESTS = Counter("relay_requests_received_total", "Requests accepted at intake", ["urgency", "category"])
 INTAKE_SECONDS = Histogram(
@@ -35,7 +69,12 @@ TIMERS_OVERDUE = Counter(
     "relay_timers_overdue_total", "Timers found more than 2 s past due (a dead worker's, or a scheduler behind)"
 )
 OUTBREAK_ALERTS = Counter("relay_outbreak_alerts_total", "Grouped alerts of contagious illness in one class")
-DEAD_LETTERS = Counter("relay_dead_letters_total", "Notifications that exhausted every contact and retry")
+DEAD_LETTERS = Counter(
+    "relay_dead_letters_total", "Notifications that exhausted every contact and retry", ["urgency"]
+)
+
+# A timer this far past due and still unclaimed has no scheduler looking at it (claiming pushes it a lease ahead).
+PAST_DUE_SECONDS = 2.0
 
 
 def intake(urgency: str, category: str, seconds: float) -> None:
@@ -67,13 +106,120 @@ def outbreak_alert() -> None:
     OUTBREAK_ALERTS.inc()
 
 
-def dead_letter() -> None:
-    DEAD_LETTERS.inc()
+def dead_letter(urgency: str) -> None:
+    DEAD_LETTERS.labels(urgency).inc()
+
+
+# --- gauges of what is waiting, read from Redis at scrape time ------------------------------
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class StateCollector(Collector):
+    """Queue depths, open / overdue requests, dead letters and timers per school, and whether Redis answers."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("relay_redis_up", "1 if this process reached Redis when scraped")
+        try:
+            families = self._read()
+        except redis.RedisError as exc:
+            log.warning("metrics_redis_unreachable", error=type(exc).__name__)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _read(self) -> list[Metric]:
+        r = self._runtime.redis
+        queues = sorted(self._runtime.queues.items())
+        schools = sorted(_text(s) for s in r.smembers(keys.SCHOOLS))
+        now = time.time()
+        pipe = r.pipeline(transaction=False)
+        for _, queue in queues:
+            pipe.llen(queue.key)
+            pipe.zcard(queue.failed_job_registry.key)
+            pipe.scard(WORKERS_BY_QUEUE_KEY % queue.name)
+        for school in schools:
+            pipe.zcard(keys.open_requests(school))
+            pipe.zcount(keys.open_requests(school), "-inf", now)  # score: the next due time, epoch seconds
+            pipe.llen(keys.dead_letters(school))
+            pipe.zcard(keys.timers(school))
+            pipe.zcount(keys.timers(school), "-inf", int((now - PAST_DUE_SECONDS) * 1000))  # score: epoch ms
+        answers = iter(pipe.execute())
+
+        depth = GaugeMetricFamily("relay_queue_depth", "Jobs waiting in an RQ queue", labels=["queue"])
+        failed = GaugeMetricFamily("relay_queue_failed_jobs", "Jobs in an RQ queue's failed registry",
+                                   labels=["queue"])
+        workers = GaugeMetricFamily("relay_workers", "Workers registered on an RQ queue", labels=["queue"])
+        for name, _ in queues:
+            depth.add_metric([name], next(answers))
+            failed.add_metric([name], next(answers))
+            workers.add_metric([name], next(answers))
+        open_requests = GaugeMetricFamily("relay_open_requests", "Open requests", labels=["school"])
+        overdue = GaugeMetricFamily("relay_overdue_requests", "Open requests past their next due time",
+                                    labels=["school"])
+        letters = GaugeMetricFamily("relay_dead_letters_waiting",
+                                    "Dead letters waiting to be redriven or dropped", labels=["school"])
+        pending = GaugeMetricFamily("relay_timers_pending", "Armed timers", labels=["school"])
+        past_due = GaugeMetricFamily("relay_timers_past_due",
+                                     f"Timers more than {PAST_DUE_SECONDS:g} s past due and not claimed",
+                                     labels=["school"])
+        for school in schools:
+            for family in (open_requests, overdue, letters, pending, past_due):
+                family.add_metric([school], next(answers))
+        return [depth, failed, workers, open_requests, overdue, letters, pending, past_due]
+
+
+class _Scrape(Collector):
+    """What one scrape shows: this process's (or, multiprocess, this host's) metrics, then Redis state."""
+
+    def __init__(self, recorded: Collector, state: Collector | None) -> None:
+        self._recorded = recorded
+        self._state = state
+
+    def collect(self) -> Iterable[Metric]:
+        yield from self._recorded.collect()
+        if self._state is not None:
+            yield from self._state.collect()
+
+
+_state: StateCollector | None = None
+_multiprocess_registry: CollectorRegistry | None = None
+
+
+def _recorded() -> CollectorRegistry:
+    global _multiprocess_registry
+    if not MULTIPROC_DIR:
+        return REGISTRY
+    if _multiprocess_registry is None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
+        _multiprocess_registry = registry
+    return _multiprocess_registry
+
+
+def install_collectors(runtime: Runtime) -> None:
+    """Have /metrics report the state in this runtime's Redis (the last runtime installed wins)."""
+    global _state
+    _state = StateCollector(runtime)
 
 
 def render() -> tuple[bytes, str]:
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+    return generate_latest(_Scrape(_recorded(), _state)), CONTENT_TYPE_LATEST
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    """Serve /metrics from a process without the API (a worker); Redis state is left to the API."""
+    try:
+        start_http_server(port, addr=host, registry=_recorded())
+    except OSError as exc:  # a second worker on one host with the same port: it runs, unscraped
+        log.warning("metrics_port_unavailable", port=port, error=str(exc))
+        return
+    log.info("metrics_serving", port=port)

@@ -14,7 +14,8 @@ STATE_DIR = Path(".relay")
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", env_file=None)
+    # An empty variable means unset: a secrets file copied from deploy/secrets.env.example leaves many empty.
+    model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", env_file=None, env_ignore_empty=True)
 
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "RELAY_REDIS_URL"))
     config: str | None = None  # path of the school YAML (RELAY_CONFIG)
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
     # P0: an unacknowledged notification falls back to the person's next contact after this long.
     fallback_after_seconds: float = 90.0
     timer_poll_seconds: float = 0.05
+    worker_class: str = "simple"  # simple (no fork per job: the measured choice) | fork (RQ's default, for comparison)
 
     # Intake limits
     max_text_chars: int = 2000
@@ -64,6 +66,10 @@ class Settings(BaseSettings):
     tencent_sms_base_url: str = "https://sms.tencentcloudapi.com"
 
     log_level: str = "info"
+    # Operations (deploy/): a worker serves /metrics on this port, and its timer loop touches this file
+    # every few seconds for an exec liveness probe.
+    metrics_port: int | None = None
+    heartbeat_file: str | None = None
 
     def signing_keys(self) -> list[str]:
         """The current key first, then the ones still accepted during a rotation."""

@@ -144,16 +144,27 @@ def digest(school_id: str, staff_id: str) -> str:
 # --- outbreaks: contagious reports from one class, grouped for the nurse and the principal --
 
 
-def track_outbreak(pipe: Any, runtime: Runtime, record: RequestRecord) -> None:
-    """At intake: count a contagious report and let a job decide whether the class crossed the threshold."""
+def track_outbreak(pipe: Any, school: School, record: RequestRecord) -> bool:
+    """At intake, inside its MULTI: count a contagious report. Returns whether the report counts;
+    the pipeline's last two replies are then the class's count within the window and whether
+    the class was already alerted in it."""
     if record.category not in ("medical", "attendance") or not is_contagious(record.text):
-        return
-    pipe.zadd(keys.outbreak(record.school_id, record.class_id), {record.id: time.time()})
-    runtime.queues["urgent"].enqueue_many(
-        [runtime.queues["urgent"].prepare_data("relay.sla.outbreak_check", args=(record.school_id, record.class_id),
-                                               result_ttl=0, failure_ttl=86400)],
-        pipeline=pipe,
-    )
+        return False
+    now = time.time()
+    key = keys.outbreak(record.school_id, record.class_id)
+    pipe.zadd(key, {record.id: now})
+    pipe.zremrangebyscore(key, 0, now - school.outbreak_window.seconds)
+    pipe.expire(key, int(school.outbreak_window.seconds) + 60)
+    pipe.zcard(key)
+    pipe.exists(keys.outbreak_alerted(record.school_id, record.class_id))
+    return True
+
+
+def outbreak_reached(runtime: Runtime, school: School, record: RequestRecord, count: int, alerted: bool) -> None:
+    """After intake's EXEC: at the threshold, a job sends the grouped alert (once per window)."""
+    if count >= school.outbreak_threshold and not alerted:
+        runtime.queues["urgent"].enqueue("relay.sla.outbreak_check", record.school_id, record.class_id,
+                                         result_ttl=0, failure_ttl=86400)
 
 
 def outbreak_check(school_id: str, class_id: str) -> str:

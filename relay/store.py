@@ -19,7 +19,7 @@ import redis
 from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
-from relay import keys
+from relay import changes, keys
 
 
 class Status(StrEnum):
@@ -174,6 +174,7 @@ def transition(
                 record.updated_at = iso(dt.datetime.now(dt.UTC).astimezone(_zone_of(record)))
                 write_request(pipe, record)
                 pipe.execute()
+                changes.publish(connection, school, request_id, record.status.value)
                 return record, outcome
             except redis.WatchError:
                 continue

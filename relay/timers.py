@@ -79,6 +79,7 @@ class Scheduler:
         poll_seconds: float = 0.05,
         on_lateness: Callable[[float], None] | None = None,
         on_overdue: Callable[[], None] | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self._redis = connection
         self._claim = connection.register_script(_CLAIM)
@@ -87,6 +88,7 @@ class Scheduler:
         self._poll = poll_seconds
         self._on_lateness = on_lateness
         self._on_overdue = on_overdue
+        self._heartbeat = heartbeat  # called every loop, Redis or not: this loop is alive
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -121,6 +123,8 @@ class Scheduler:
 
     def run(self) -> None:
         while not self._stop.is_set():
+            if self._heartbeat is not None:
+                self._heartbeat()
             try:
                 busy = self.tick()
             except redis.RedisError as exc:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import redis
-from rq import SimpleWorker
+from rq import SimpleWorker, Worker
 
 from relay import metrics
 from relay.jobs import fire
@@ -22,9 +25,29 @@ from relay.runtime import DEFAULT_REDIS_URL, ROUTINE, URGENT, get_runtime
 from relay.timers import Scheduler
 
 
+def _toucher(path: str, every_seconds: float = 5.0) -> Callable[[], None]:
+    """Touch `path` at most every few seconds: a liveness probe that finds it stale restarts the worker."""
+    last = 0.0
+
+    def touch() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < every_seconds:
+            return
+        last = now
+        try:
+            Path(path).touch()
+        except OSError as exc:  # a probe failing is better than a timer loop dying
+            log.warning("heartbeat_failed", error=type(exc).__name__)
+
+    return touch
+
+
 def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
     runtime = get_runtime()
     configure(runtime.settings.log_level)
+    if runtime.settings.metrics_port:
+        metrics.serve(runtime.settings.metrics_port)
     scheduler = None
     if with_scheduler:
         scheduler = Scheduler(
@@ -34,13 +57,15 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
             poll_seconds=runtime.settings.timer_poll_seconds,
             on_lateness=metrics.timer_lateness,
             on_overdue=metrics.timer_overdue,
+            heartbeat=_toucher(runtime.settings.heartbeat_file) if runtime.settings.heartbeat_file else None,
         )
         scheduler.start()
     # Urgent first: a worker always takes an emergency before routine work.
     names = [runtime.queues[URGENT].name, runtime.queues[ROUTINE].name]
     # RQ blocks on BLPOP for minutes; its connection must not carry the API's short socket timeout.
     blocking = redis.Redis.from_url(runtime.settings.redis_url or DEFAULT_REDIS_URL, socket_connect_timeout=2.0)
-    worker = SimpleWorker(names, connection=blocking, name=f"relay-{socket.gethostname()}-{os.getpid()}")
+    worker_class = Worker if runtime.settings.worker_class == "fork" else SimpleWorker
+    worker = worker_class(names, connection=blocking, name=f"relay-{socket.gethostname()}-{os.getpid()}")
     log.info("worker_started", pid=os.getpid(), queues=names)
     try:
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)

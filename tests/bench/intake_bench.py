@@ -179,12 +179,14 @@ def main() -> None:
     env = dict(os.environ, REDIS_URL=redis.url, RELAY_CONFIG=str(config), RELAY_SECRET_KEY=SECRET,
                RELAY_WEBHOOK_SECRET="bench-webhook", RELAY_LOG_LEVEL="warning",
                RELAY_PUBLIC_URL=f"http://127.0.0.1:{api_port}")
+    workers = int(os.environ.get("BENCH_WORKERS", 2))  # as `relay dev` runs
+    print(f"(API: one `relay serve` process; {workers} `relay worker` process(es); embedded Redis with AOF everysec)")
     procs = [
         subprocess.Popen([str(BIN / "relay"), "serve", "--host", "127.0.0.1", "--port", str(api_port)], env=env),
         subprocess.Popen([str(BIN / "relay"), "worker"], env=env),
         subprocess.Popen([str(BIN / "uvicorn"), "tests.bench.bare_app:app", "--port", str(bare_port),
                           "--log-level", "warning", "--no-access-log"], env=env, cwd=ROOT),
-    ]
+    ] + [subprocess.Popen([str(BIN / "relay"), "worker"], env=env) for _ in range(workers - 1)]
     try:
         wait_ready(f"http://127.0.0.1:{api_port}/readyz")
         wait_ready(f"http://127.0.0.1:{bare_port}/docs")
@@ -209,8 +211,30 @@ def main() -> None:
         while time.monotonic() < deadline and len(receiver.first_seen) < len(created):
             time.sleep(0.1)
         delays = [receiver.first_seen[i] - sent for sent, i in created if i in receiver.first_seen]
-        print(f"\n## POST → first P0 webhook delivery ({len(delays)}/{len(created)} delivered)")
+        print(f"\n## POST → first P0 webhook delivery ({len(delays)}/{len(created)} delivered), SimpleWorker")
         print(f"POST to first webhook: {summary(delays)}")
+
+        if os.environ.get("BENCH_FORK", "1") == "1":
+            # The same with RQ's default forking worker, for the record of why we do not use it.
+            procs[1].terminate()
+            procs[1].wait(timeout=10)
+            procs[1] = subprocess.Popen([str(BIN / "relay"), "worker"], env=dict(env, RELAY_WORKER_CLASS="fork"))
+            time.sleep(1.0)
+            receiver.first_seen.clear()
+            fork_seconds = min(seconds, 10)
+            with httpx.Client(timeout=10) as client:
+                forked = paced(client, relay_url, headers, lambda i: {"student_id": "s-1", "text": P0_TEXT}, rate,
+                               fork_seconds)
+            created_f = [(sent, r.json()["id"]) for sent, _, r in forked if r.status_code == 201]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(receiver.first_seen) < len(created_f):
+                time.sleep(0.1)
+            delays_f = [receiver.first_seen[i] - sent for sent, i in created_f if i in receiver.first_seen]
+            print(f"POST to first webhook, RQ's forking Worker ({fork_seconds:.0f} s): {summary(delays_f)} "
+                  f"({len(delays_f)}/{len(created_f)} delivered within 60 s)")
+            procs[1].terminate()
+            procs[1].wait(timeout=10)
+            procs[1] = subprocess.Popen([str(BIN / "relay"), "worker"], env=env)
 
         flood_seconds = float(os.environ.get("BENCH_FLOOD_SECONDS", 10))
         for name, url in (("bare", bare_url), ("relay", relay_url)):

@@ -1,0 +1,282 @@
+"""The pages' words in Chinese (first) and English. A key missing in English falls back to Chinese."""
+
+from __future__ import annotations
+
+from routing.labels import CATEGORY_WORDS, URGENCY_WORDS
+
+LANGS = ("zh", "en")
+
+_ZH: dict[str, str] = {
+    "app": "Relay 家校通",
+    "switch_lang": "English",
+    "skip": "跳到主要内容",
+    "sign_out": "退出登录",
+    "queue": "待处理队列",
+    "workload": "工作量",
+    "nurse": "校医台",
+    "live": "实时更新",
+    "live_lost": "实时连接中断，正在重连…",
+    # statuses
+    "s_received": "待接收",
+    "s_acknowledged": "已接收",
+    "s_answered": "已回复",
+    "s_resolved": "已办结",
+    # the queue
+    "queue_title": "待处理请求",
+    "scope": "范围",
+    "scope_mine": "我负责的",
+    "scope_classes": "我的班级",
+    "scope_school": "全校",
+    "urgency": "紧急程度",
+    "status": "状态",
+    "any": "全部",
+    "filter": "筛选",
+    "due": "截止",
+    "overdue": "已超时",
+    "left": "还剩",
+    "late_by": "超时",
+    "owner": "负责人",
+    "no_open": "暂无待处理请求。",
+    "open_request": "打开",
+    "signed_in_as": "当前登录",
+    # a request
+    "message": "家长消息",
+    "student": "学生",
+    "class": "班级",
+    "guardian": "家长",
+    "phone": "电话",
+    "received_at": "收到时间",
+    "timeline": "处理记录",
+    "actions": "处理",
+    "claim": "认领（由我负责）",
+    "ack": "确认接收",
+    "reply": "回复家长",
+    "canned": "常用回复",
+    "canned_pick": "选择一条常用回复…",
+    "send_reply": "发送回复",
+    "note": "内部备注（家长看不到）",
+    "save_note": "保存备注",
+    "reassign": "转交给同事",
+    "colleague": "同事",
+    "reason": "原因",
+    "do_reassign": "转交",
+    "resolve": "办结",
+    "resolve_note": "办结说明（可选）",
+    "do_resolve": "标记为已办结",
+    "merge": "合并追问",
+    "merge_hint": "同一位家长在2小时内为同一学生发来的同类请求仍未办结。可把本条作为追问并入较早的请求，本条随即办结。",
+    "merge_into": "并入",
+    "closed": "此请求已办结。",
+    "back": "返回队列",
+    "changed_elsewhere": "此请求有新的变化。",
+    "reload": "刷新查看",
+    "not_found": "未找到该请求。",
+    "done": "已完成。",
+    "failed": "未能完成",
+    # workload
+    "workload_title": "教务老师工作量",
+    "teacher": "老师",
+    "open_count": "未办结",
+    "overdue_count": "已超时",
+    "p0_count": "紧急",
+    # nurse
+    "nurse_title": "校医台：紧急健康请求",
+    "nurse_empty": "目前没有需要校医处理的请求。",
+    "arrived": "已到场",
+    "handled": "已处理（办结）",
+    "ack_one_tap": "确认接收",
+    "nurse_only": "此页面仅限校医、安全员和值班领导使用。",
+    # sign-in
+    "login_title": "工作人员登录",
+    "login_who": "工号或登记的手机号",
+    "login_send": "发送登录链接",
+    "login_sent": "如果该工号已登记，一个10分钟内有效的一次性登录链接已发送到您的第一个联系方式（企业微信、钉钉或 webhook）。",
+    "login_again": "没收到？可稍后重新发送。",
+    "login_confirm": "确认登录 Relay 工作台？",
+    "login_button": "登录",
+    "login_invalid": "登录链接无效、已使用或已过期。请重新获取。",
+    "login_limited": "请求过于频繁，请稍后再试。",
+    "login_bad_token": "凭证无效或已过期。",
+    "csrf_failed": "页面已过期，请返回重试。",
+    # parent
+    "parent_title": "联系学校",
+    "parent_intro": "您的消息会立即送达负责老师；紧急情况会同时通知校医或安全员。",
+    "token_label": "登录凭证",
+    "token_hint": "请从学校发送的链接打开本页；凭证只保存在本机。",
+    "save": "保存",
+    "child": "孩子",
+    "category": "类别",
+    "text": "内容",
+    "send": "发送",
+    "my_requests": "我的请求",
+    "none_yet": "还没有请求。",
+    "detail": "请求详情",
+    "replies": "老师回复",
+    "no_replies": "暂无回复。",
+    "expect": "预计答复",
+    "back_home": "返回",
+}
+
+_EN: dict[str, str] = {
+    "app": "Relay",
+    "switch_lang": "中文",
+    "skip": "Skip to content",
+    "sign_out": "Sign out",
+    "queue": "Queue",
+    "workload": "Workload",
+    "nurse": "Nurse",
+    "live": "Live",
+    "live_lost": "Live updates interrupted, reconnecting…",
+    "s_received": "Waiting",
+    "s_acknowledged": "Acknowledged",
+    "s_answered": "Answered",
+    "s_resolved": "Resolved",
+    "queue_title": "Open requests",
+    "scope": "Scope",
+    "scope_mine": "Mine",
+    "scope_classes": "My classes",
+    "scope_school": "Whole school",
+    "urgency": "Urgency",
+    "status": "Status",
+    "any": "Any",
+    "filter": "Filter",
+    "due": "Due",
+    "overdue": "OVERDUE",
+    "left": "left",
+    "late_by": "late by",
+    "owner": "Owner",
+    "no_open": "No open requests.",
+    "open_request": "Open",
+    "signed_in_as": "Signed in as",
+    "message": "Parent's message",
+    "student": "Student",
+    "class": "Class",
+    "guardian": "Guardian",
+    "phone": "Phone",
+    "received_at": "Received",
+    "timeline": "Timeline",
+    "actions": "Actions",
+    "claim": "Claim (make it mine)",
+    "ack": "Acknowledge",
+    "reply": "Reply to the parent",
+    "canned": "Canned replies",
+    "canned_pick": "Pick a canned reply…",
+    "send_reply": "Send reply",
+    "note": "Internal note (the parent does not see it)",
+    "save_note": "Save note",
+    "reassign": "Reassign to a colleague",
+    "colleague": "Colleague",
+    "reason": "Reason",
+    "do_reassign": "Reassign",
+    "resolve": "Resolve",
+    "resolve_note": "Resolution note (optional)",
+    "do_resolve": "Mark resolved",
+    "merge": "Merge follow-up",
+    "merge_hint": "The same parent has an open request of the same kind for the same student from the last 2 hours. "
+                  "Merge this one into it as a follow-up; this one is then resolved.",
+    "merge_into": "Merge into",
+    "closed": "This request is resolved.",
+    "back": "Back to the queue",
+    "changed_elsewhere": "This request has changed.",
+    "reload": "Reload",
+    "not_found": "No such request.",
+    "done": "Done.",
+    "failed": "Could not do that",
+    "workload_title": "Academic-affairs workload",
+    "teacher": "Teacher",
+    "open_count": "Open",
+    "overdue_count": "Overdue",
+    "p0_count": "Emergencies",
+    "nurse_title": "Nurse console: urgent health requests",
+    "nurse_empty": "Nothing for the nurse right now.",
+    "arrived": "Arrived",
+    "handled": "Handled (resolve)",
+    "ack_one_tap": "Acknowledge",
+    "nurse_only": "This page is for the nurse, the safety officer and the duty leader.",
+    "login_title": "Staff sign-in",
+    "login_who": "Staff ID or registered phone number",
+    "login_send": "Send me a sign-in link",
+    "login_sent": "If that ID is registered, a one-time sign-in link valid for 10 minutes was sent to your "
+                  "first contact (WeCom, DingTalk or webhook).",
+    "login_again": "Nothing arrived? You can ask again in a while.",
+    "login_confirm": "Sign in to Relay?",
+    "login_button": "Sign in",
+    "login_invalid": "This sign-in link is invalid, used or expired. Please ask for a new one.",
+    "login_limited": "Too many attempts; please try again later.",
+    "login_bad_token": "The token is invalid or expired.",
+    "csrf_failed": "This page expired; please go back and try again.",
+    "parent_title": "Contact the school",
+    "parent_intro": "Your message reaches the responsible teacher at once; emergencies also alert the nurse "
+                    "or the safety officer.",
+    "token_label": "Sign-in token",
+    "token_hint": "Open this page from the school's link; the token stays on this device only.",
+    "save": "Save",
+    "child": "Child",
+    "category": "Category",
+    "text": "Message",
+    "send": "Send",
+    "my_requests": "My requests",
+    "none_yet": "No requests yet.",
+    "detail": "Request",
+    "replies": "Replies",
+    "no_replies": "No reply yet.",
+    "expect": "Expect an answer",
+    "back_home": "Back",
+}
+
+_URGENCY_EN = {"P0": "Emergency", "P1": "Today", "P2": "Routine", "P3": "No action"}
+_CATEGORY_EN = {
+    "medical": "Health", "safety": "Safety", "attendance": "Absence", "pickup": "Pickup", "academic": "Schoolwork",
+    "admin": "Admin", "feedback": "Feedback", "other": "Other",
+}
+for _u, _w in URGENCY_WORDS.items():
+    _ZH[f"u_{_u.value}"] = _w
+    _EN[f"u_{_u.value}"] = _URGENCY_EN[_u.value]
+for _c, _w in CATEGORY_WORDS.items():
+    _ZH[f"c_{_c.value}"] = _w
+    _EN[f"c_{_c.value}"] = _CATEGORY_EN[_c.value]
+
+# Timeline entries in words.
+_KINDS = {
+    "received": ("已收到", "Received"),
+    "assigned": ("已分派", "Assigned"),
+    "acknowledged": ("已确认接收", "Acknowledged"),
+    "claimed": ("已认领", "Claimed"),
+    "replied": ("已回复家长", "Replied to the parent"),
+    "note": ("内部备注", "Internal note"),
+    "reassigned": ("已转交", "Reassigned"),
+    "resolved": ("已办结", "Resolved"),
+    "escalated": ("已升级", "Escalated"),
+    "reminded": ("已提醒负责人", "Owner reminded"),
+    "escalated_no_update": ("无进展，已升级", "No update: escalated"),
+    "delivered": ("通知已送达", "Notification delivered"),
+    "delivery_retry": ("通知重试", "Notification retry"),
+    "delivery_fallback": ("改用下一联系方式", "Next contact tried"),
+    "delivery_failed": ("通知失败", "Notification failed"),
+    "delivery_cancelled": ("通知已取消", "Notification cancelled"),
+    "follow_up": ("家长追问", "Parent's follow-up"),
+    "held": ("非工作时间，留待早间汇总", "Held for the morning digest"),
+}
+for _k, (_zh, _en) in _KINDS.items():
+    _ZH[f"k_{_k}"] = _zh
+    _EN[f"k_{_k}"] = _en
+
+_ALL = {"zh": _ZH, "en": {**_ZH, **_EN}}
+
+# The words parent.js and live.js need (sent to the page as JSON, read with textContent).
+SCRIPT_KEYS = (
+    "s_received", "s_acknowledged", "s_answered", "s_resolved", "overdue", "left", "late_by", "no_open",
+    "none_yet", "no_replies", "expect", "owner", "replies", "live", "live_lost", "failed", "open_request",
+    "u_P0", "u_P1", "u_P2", "u_P3", "k_received", "k_assigned", "k_acknowledged", "k_replied", "k_reassigned",
+    "k_resolved", "c_medical", "c_safety", "c_attendance", "c_pickup", "c_academic", "c_admin", "c_feedback",
+    "c_other", "due",
+)
+
+
+def words(lang: str) -> dict[str, str]:
+    return _ALL.get(lang, _ZH)
+
+
+def script_words(lang: str) -> dict[str, str]:
+    chosen = words(lang)
+    return {key: chosen[key] for key in SCRIPT_KEYS}

@@ -1,0 +1,195 @@
+"""The sign-in pages and the job that sends a one-time sign-in link (how it works: relay/sessions.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from adapters.base import Message, Result, delivered, not_configured
+from relay import keys, sessions, tokens
+from relay.api.deps import RuntimeDep
+from relay.log import log
+from relay.runtime import ROUTINE, Runtime, get_runtime
+from relay.sessions import SignedIn, checked_form, checked_public_form, render_public_form
+from relay.web import render
+from routing.directory import Staff
+
+router = APIRouter(include_in_schema=False)
+
+# A person may ask for this many links per window; more would let anyone flood a colleague's phone.
+LINKS_PER_WINDOW = 5
+WINDOW_SECONDS = 900
+# Channels that carry a free-text link. The SMS template is the urgent-alert one (class, student,
+# category, link), which cannot carry a sign-in message, so SMS contacts are skipped.
+LINK_CHANNELS = ("wecom", "dingtalk", "webhook")
+
+NextParam = Annotated[str | None, Query(alias="next", max_length=500)]
+
+
+def _digits(phone: str) -> str:
+    return re.sub(r"\D", "", phone)[-11:]
+
+
+def find_staff(runtime: Runtime, who: str) -> tuple[str, Staff] | None:
+    """A staff member by id, or by a phone number among their contacts."""
+    who = who.strip()
+    if not who or len(who) > 64:
+        return None
+    school_id = runtime.directories.school_of_staff(who)
+    found = runtime.directories.school(school_id) if school_id else None
+    member = found[1].staff_member(who) if found else None
+    if school_id and member:
+        return school_id, member
+    wanted = _digits(who)
+    if len(wanted) < 11:
+        return None
+    for sid in runtime.directories.school_ids():
+        school = runtime.directories.school(sid)
+        for staff in school[1].staff if school else ():
+            if any(c.phone and _digits(c.phone) == wanted for c in staff.contacts):
+                return sid, staff
+    return None
+
+
+@router.get("/staff/login")
+async def login_page(request: Request, runtime: RuntimeDep, next_path: NextParam = None,
+                     token: str | None = None) -> Response:
+    if token is None:
+        return render_public_form(request, "login.html", next=next_path if sessions.safe_next(next_path) else "")
+    # `relay token staff ID` for operators and tests: the token becomes a page session.
+    try:
+        caller = tokens.read_caller(token, runtime.settings.signing_keys())
+    except tokens.TokenError:
+        caller = None
+    school_id = (caller.school or runtime.directories.school_of_staff(caller.id)) if caller else None
+    found = runtime.directories.school(school_id) if school_id and caller and caller.kind == "staff" else None
+    member = found[1].staff_member(caller.id) if found and caller else None
+    if member is None or school_id is None:
+        return render_public_form(request, "login.html", 401, error_key="login_bad_token", next="")
+    return _signed_in(request, runtime, school_id, member, next_path, via="token")
+
+
+def _signed_in(request: Request, runtime: Runtime, school_id: str, member: Staff, wanted: str | None,
+               via: str) -> Response:
+    response = RedirectResponse(sessions.landing(member, wanted), status_code=303)
+    sessions.set_session_cookie(request, response, sessions.start_session(runtime, school_id, member.id))
+    log.info("staff_signed_in", school_id=school_id, staff_id=member.id, via=via)
+    return response
+
+
+@router.post("/staff/login")
+async def ask_for_link(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    form = await checked_public_form(request)
+    wanted = str(form.get("next") or "")
+    found = find_staff(runtime, str(form.get("who") or ""))
+    if found is not None:
+        school_id, member = found
+        counter = keys.sign_in_requests(school_id, member.id)
+        with runtime.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(counter)
+            pipe.expire(counter, WINDOW_SECONDS, nx=True)
+            asked = int(pipe.execute()[0])
+        if asked <= LINKS_PER_WINDOW:
+            runtime.queues[ROUTINE].enqueue("relay.signin.send_link", school_id, member.id,
+                                            wanted if sessions.safe_next(wanted) else None,
+                                            result_ttl=0, failure_ttl=3600)
+        else:
+            log.warning("sign_in_limited", school_id=school_id, staff_id=member.id)
+    # The same answer whether or not the id exists: the page does not tell who works here.
+    return render(request, "message.html", title_key="login_title", message_key="login_sent",
+                  extra_key="login_again")
+
+
+@router.get("/staff/signin/{token}")
+async def sign_in_confirm(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    """Shows a button rather than signing in: a chat app's link preview must not use up the link."""
+    try:
+        claims = sessions.read_sign_in_token(runtime, token)
+        usable = runtime.redis.exists(keys.sign_in_link(str(claims["sch"]), sessions.digest(str(claims["n"]))))
+    except tokens.TokenError:
+        usable = False
+    if not usable:
+        return render(request, "message.html", 404, title_key="login_title", message_key="login_invalid",
+                      link="/staff/login")
+    return render_public_form(request, "signin.html")
+
+
+@router.post("/staff/signin/{token}")
+async def sign_in(token: str, request: Request, runtime: RuntimeDep) -> Response:
+    await checked_public_form(request)
+    try:
+        claims = sessions.use_sign_in_token(runtime, token)
+    except tokens.TokenError:
+        claims = {}
+    found = runtime.directories.school(str(claims["sch"])) if claims else None
+    member = found[1].staff_member(str(claims["sid"])) if found else None
+    if member is None:
+        return render(request, "message.html", 404, title_key="login_title", message_key="login_invalid",
+                      link="/staff/login")
+    return _signed_in(request, runtime, str(claims["sch"]), member, claims.get("nx"), via="link")
+
+
+@router.post("/staff/logout")
+async def logout(request: Request, session: SignedIn, runtime: RuntimeDep) -> Response:
+    await checked_form(request, session)
+    sessions.end_session(runtime, session.cookie)
+    response = RedirectResponse("/staff/login", status_code=303)
+    response.delete_cookie(sessions.SESSION_COOKIE, path="/")
+    return response
+
+
+# The job ------------------------------------------------------------------------------------------
+
+
+def send_link(school_id: str, staff_id: str, next_path: str | None = None) -> str:
+    """Make a one-time link and send it to the person's first contact that can carry one.
+
+    Made here rather than at the request, so that the link is never stored in a queued job.
+    """
+    runtime = get_runtime()
+    found = runtime.directories.school(school_id)
+    member = found[1].staff_member(staff_id) if found else None
+    contact = next((c for c in member.contacts if c.channel.value in LINK_CHANNELS), None) if member else None
+    if found is None or member is None or contact is None:
+        log.warning("sign_in_not_sent", school_id=school_id, staff_id=staff_id, reason="no contact for a link")
+        return "no_contact"
+    link = sessions.sign_in_url(runtime, sessions.sign_in_token(runtime, school_id, staff_id, next_path))
+    message = Message(
+        event="staff.sign_in",
+        event_id=f"signin.{staff_id}.{uuid.uuid4().hex[:12]}",
+        attempt=1,
+        sent_at=dt.datetime.now(found[1].zone).isoformat(timespec="seconds"),
+        urgency="P2",
+        title="Relay 工作台登录链接 (sign-in link)",
+        body=f"10分钟内有效，仅可使用一次；如非本人操作请忽略。Valid once, for 10 minutes. {link}",
+        link=link,
+        recipient={"id": staff_id, "name": member.name, "role": "staff"},
+        request={"sign_in_url": link, "expires_in_s": sessions.SIGN_IN_SECONDS},
+    )
+    channel = runtime.channels.get(contact.channel.value)
+    if channel is not None:
+        result = channel.send(message, contact.address())
+    elif runtime.settings.dev_outbox:
+        result = _to_outbox(runtime, school_id, contact.channel.value, message)
+    else:
+        result = not_configured(contact.channel.value)
+    log.info("sign_in_link_sent", school_id=school_id, staff_id=staff_id, channel=contact.channel.value,
+             outcome=result.outcome.value, reason=result.reason.value)
+    return result.outcome.value
+
+
+def _to_outbox(runtime: Runtime, school_id: str, channel: str, message: Message) -> Result:
+    entry = {"channel": channel, "event": message.event, "event_id": message.event_id, "urgency": message.urgency,
+             "recipient": dict(message.recipient), "title": message.title, "body": message.body,
+             "link": message.link, "sent_at": message.sent_at}
+    with runtime.redis.pipeline(transaction=True) as pipe:
+        pipe.lpush(keys.outbox(school_id), json.dumps(entry, ensure_ascii=False))
+        pipe.ltrim(keys.outbox(school_id), 0, 499)
+        pipe.execute()
+    return delivered("dev-outbox")
