@@ -1,0 +1,196 @@
+"""The school's words for each signal, kept in plain text files under routing/lexicons/.
+
+Every phrase of every list goes into one Aho-Corasick automaton, so a message is
+scanned once however many phrases there are. A school adds phrases by passing
+its own directory with files of the same names (`load_lexicon(extra_dir=...)`);
+see routing/lexicons/README.md for the format and the meaning of each file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from os import PathLike
+from pathlib import Path
+from typing import NamedTuple
+
+import ahocorasick
+
+from routing.labels import Category
+from routing.normalize import normalize
+from routing.sound import SoundIndex
+
+_SPECIAL = ("typos", "sound_alike", "not_typos", "hints")
+
+
+class Hit(NamedTuple):
+    """A lexicon phrase found in a normalized message: text[start:end]."""
+
+    start: int
+    end: int
+    kind: str  # the list it comes from, e.g. "medical_acute", "negation"
+    term: str  # the phrase as the lexicon writes it
+    written: str = ""  # how the message wrote it, when that was a misspelling or a sound-alike
+
+
+class _Entry(NamedTuple):
+    whole_left: bool  # an English word: must not continue to the left
+    whole_right: bool
+    kind: str
+    term: str
+    written: str
+
+
+def _lines(text: str) -> Iterator[str]:
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if line:
+            yield line
+
+
+def _phrase(raw: str) -> tuple[str, bool, bool]:
+    """Normalized phrase, and whether it must stand as a whole word on each side."""
+    left_open, right_open = raw.startswith("*"), raw.endswith("*")
+    phrase = normalize(raw.strip("*"))
+    wordy = _is_word_char
+    return (
+        phrase,
+        bool(phrase) and wordy(phrase[0]) and not left_open,
+        bool(phrase) and wordy(phrase[-1]) and not right_open,
+    )
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
+def _packaged() -> dict[str, str]:
+    folder = resources.files("routing").joinpath("lexicons")
+    return {
+        item.name.removesuffix(".txt"): item.read_text(encoding="utf-8")
+        for item in folder.iterdir()
+        if item.name.endswith(".txt")
+    }
+
+
+def _with_extra(texts: dict[str, str], extra_dir: str | PathLike[str] | None) -> dict[str, str]:
+    if extra_dir is None:
+        return texts
+    merged = dict(texts)
+    for path in sorted(Path(extra_dir).glob("*.txt")):
+        name = path.name.removesuffix(".txt")
+        if name in merged:
+            merged[name] += "\n" + path.read_text(encoding="utf-8")
+    return merged
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    automaton: ahocorasick.Automaton
+    sounds: SoundIndex
+    by_sound: dict[str, tuple[tuple[str, str], ...]]  # phrase → (kind, term) of its lists
+    hints: dict[str, Category]
+    kinds: frozenset[str] = field(default_factory=frozenset)
+
+    def scan(self, text: str) -> list[Hit]:
+        """Every phrase in the normalized text, minus those inside a longer phrase."""
+        hits: list[Hit] = []
+        size = len(text)
+        new = tuple.__new__  # a Hit without NamedTuple's slower constructor: this loop is the hot path
+        for end, (length, english, entries) in self.automaton.iter(text):
+            start = end - length + 1
+            if english:
+                left_ok = start == 0 or not _is_word_char(text[start - 1])
+                right_ok = end + 1 >= size or not _is_word_char(text[end + 1])
+                for entry in entries:
+                    if (left_ok or not entry.whole_left) and (right_ok or not entry.whole_right):
+                        hits.append(new(Hit, (start, end + 1, entry.kind, entry.term, entry.written)))
+            else:
+                for entry in entries:
+                    hits.append(new(Hit, (start, end + 1, entry.kind, entry.term, entry.written)))
+        for start, end, phrase, written in self.sounds.find(text):
+            for kind, term in self.by_sound.get(phrase, ()):
+                hits.append(Hit(start, end, kind, term, written))
+        return outermost(hits)
+
+    def hint_category(self, hint: str | None) -> Category | None:
+        """The category a form's category_hint stands for, if we know the hint."""
+        if not hint:
+            return None
+        key = normalize(hint)
+        if key in self.hints:
+            return self.hints[key]
+        for word, category in self.hints.items():
+            if word in key:
+                return category
+        return None
+
+
+def outermost(hits: list[Hit]) -> list[Hit]:
+    """Drop phrases lying inside a longer one (不 in 不舒服, 烧 in 不烧了, 接 in 直接), and a
+    phrase overlapping an earlier one of the same list (烧了 after 发烧 in 发烧了)."""
+    hits.sort(key=lambda h: (h.start, -h.end))
+    outer: list[Hit] = []
+    cover_start = cover_end = -1
+    for hit in hits:
+        if hit.end < cover_end or (hit.end == cover_end and hit.start > cover_start):
+            continue
+        if outer and outer[-1][:4] == hit[:4]:
+            continue  # the same phrase found twice (exactly and by sound)
+        outer.append(hit)
+        if hit.end > cover_end:
+            cover_start, cover_end = hit.start, hit.end
+    kept: list[Hit] = []
+    last_end: dict[str, int] = {}
+    for hit in outer:
+        if last_end.get(hit.kind, -1) <= hit.start:
+            kept.append(hit)
+            last_end[hit.kind] = hit.end
+    return kept
+
+
+def _build(texts: dict[str, str]) -> Lexicon:
+    table: dict[str, list[_Entry]] = {}
+    kinds = frozenset(name for name in texts if name not in _SPECIAL)
+    for kind in sorted(kinds):
+        for raw in _lines(texts[kind]):
+            phrase, left, right = _phrase(raw)
+            if phrase:
+                table.setdefault(phrase, []).append(_Entry(left, right, kind, raw.strip("*"), ""))
+    for raw in _lines(texts.get("typos", "")):
+        wrong, _, meant = (part.strip() for part in raw.partition("="))
+        phrase, left, right_whole = _phrase(wrong)
+        for entry in table.get(_phrase(meant)[0], ()):
+            if phrase and not entry.written:
+                table.setdefault(phrase, []).append(_Entry(left, right_whole, entry.kind, entry.term, wrong))
+    by_sound: dict[str, tuple[tuple[str, str], ...]] = {}
+    for raw in _lines(texts.get("sound_alike", "")):
+        phrase = _phrase(raw)[0]
+        by_sound[phrase] = tuple((e.kind, e.term) for e in table.get(phrase, ()) if not e.written)
+    hints: dict[str, Category] = {}
+    for raw in _lines(texts.get("hints", "")):
+        word, _, label = (part.strip() for part in raw.partition("="))
+        if word and label in Category.__members__:
+            hints[normalize(word)] = Category(label)
+    automaton = ahocorasick.Automaton()
+    for phrase, entries in table.items():
+        english = any(e.whole_left or e.whole_right for e in entries)
+        automaton.add_word(phrase, (len(phrase), english, tuple(entries)))
+    automaton.make_automaton()
+    sounds = SoundIndex(
+        (p for p, e in by_sound.items() if e), (_phrase(raw)[0] for raw in _lines(texts.get("not_typos", "")))
+    )
+    return Lexicon(automaton, sounds, by_sound, hints, kinds)
+
+
+def load_lexicon(extra_dir: str | PathLike[str] | None = None) -> Lexicon:
+    """Our lexicons, plus a school's own lines from files of the same names in extra_dir."""
+    return _build(_with_extra(_packaged(), extra_dir))
+
+
+@cache
+def default_lexicon() -> Lexicon:
+    """Loaded once per process: classification never reads a file."""
+    return load_lexicon()

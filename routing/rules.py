@@ -1,0 +1,363 @@
+"""The triage rules: from a message's evidence to candidate (urgency, category, reason).
+
+One function per family of signals (medical, safety, routine requests). Each
+candidate carries an order: among equally urgent candidates the lowest order
+wins (a threat before an injury, a complaint before the homework it mentions).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from routing.evidence import MEDICAL, Evidence, Place, Status
+from routing.labels import Category, Urgency
+from routing.lexicon import Hit
+
+P0, P1, P2, P3 = Urgency.P0, Urgency.P1, Urgency.P2, Urgency.P3
+
+SAFETY = ("self_harm", "safety_threat", "safety_harm", "safety_concern", "safety_notice")
+_HANDOVER_WORDS = ("接", "带走", "领走", "交给", "pick", "collect", "release", "take")
+_DEFAULT_URGENCY = {Category.medical: P1, Category.safety: P1, Category.attendance: P1, Category.pickup: P1}
+_VICTIM_WORDS = ("我", "他", "她", "孩子", "娃", "儿子", "女儿", "him", "her", "my ")
+_SHORT = 8  # a greeting or "ok" with more than this much else to say is not just a greeting
+
+
+class Candidate(NamedTuple):
+    urgency: Urgency
+    order: int  # among equally urgent candidates, the lower order wins
+    category: Category
+    reason: str
+
+
+class Context:
+    """One message under judgement: its evidence, the form's hint, and notes for the reasons."""
+
+    def __init__(self, evidence: Evidence, hinted: Category | None) -> None:
+        self.evidence = evidence
+        self.hinted = hinted
+        self.notes: list[str] = []
+        self.inactive: list[Hit] = []
+        self._place: tuple[Place | None, Hit | None] | None = None
+
+    def place(self) -> tuple[Place | None, Hit | None]:
+        if self._place is None:
+            self._place = self.evidence.place()
+            if self._place[0] is None and self.hinted is Category.attendance:
+                self._place = (Place.away, None)
+        return self._place
+
+    def ruled_out(self, hit: Hit, status: Status, cue: Hit | None) -> None:
+        self.inactive.append(hit)
+        self.notes.append(f"{hit.term}: {status.value} ({cue.term if cue else '?'}) → not counted")
+
+
+def _term(hit: Hit) -> str:
+    if hit.written and hit.written[0].isdigit():
+        return f"{hit.term} ({hit.written})"  # a temperature reading
+    if hit.written:
+        return f"{hit.term} (written {hit.written})"
+    return hit.term
+
+
+def _cue(cue: Hit | None) -> str:
+    return f" ({cue.term})" if cue else ""
+
+
+# --- medical
+
+
+def medical(ctx: Context) -> list[Candidate]:
+    ev, out = ctx.evidence, []
+    upset = ev.has(*SAFETY)
+    for hit in ev.of_any(MEDICAL):
+        kind = hit.kind
+        if kind == "medical_unwell" and upset:
+            ctx.notes.append(f"{hit.term} next to a safety signal: read as upset, not ill")
+            continue
+        if kind == "medical_acute" and hit.term == "过敏" and _allergy_condition(ev, hit):
+            kind = "medical_condition"
+        status, cue = ev.status(hit)
+        if status is Status.other_child:
+            out.append(
+                Candidate(P2, 4, Category.medical, f"medical: {_term(hit)} of another child{_cue(cue)} → P2")
+            )
+        elif status is Status.hypothetical:
+            out.append(_medical_question(ev, hit, cue))
+        elif status is not Status.live:
+            ctx.ruled_out(hit, status, cue)
+        else:
+            out.append(_medical_live(ctx, hit, kind))
+    if ctx.inactive and (policy := ev.rule_question()):
+        out.append(Candidate(P2, 0, Category.admin, f"health policy question ({policy.term}) → P2 admin"))
+    elif ctx.inactive and (later := ev.later()) and not ev.has("returning"):
+        reason = f"medical: {ctx.inactive[0].term} is over; instructions for later ({later.term}) → P2"
+        out.append(Candidate(P2, 7, Category.medical, reason))
+    return out
+
+
+def _allergy_condition(ev: Evidence, hit: Hit) -> bool:
+    """对花生过敏 is a standing condition, 过敏了 an event."""
+    start = ev.text.rfind("对", max(0, hit.start - 8), hit.start)
+    return (
+        start >= 0 and ev.same_clause(start, hit.start) and ev.text[hit.end : hit.end + 1] not in ("了", "反")
+    )
+
+
+def _medical_question(ev: Evidence, hit: Hit, cue: Hit | None) -> Candidate:
+    if ev.rule_question():
+        return Candidate(P2, 0, Category.admin, f"health policy question: {_term(hit)}{_cue(cue)} → P2 admin")
+    if ev.today() and not ev.later():
+        return Candidate(P1, 1, Category.medical, f"medical: watch today for {_term(hit)}{_cue(cue)} → P1")
+    return Candidate(P2, 4, Category.medical, f"medical: {_term(hit)}, hypothetical{_cue(cue)} → P2")
+
+
+def _medical_live(ctx: Context, hit: Hit, kind: str) -> Candidate:
+    ev, term = ctx.evidence, _term(hit)
+    if kind == "medical_condition":
+        return Candidate(P2, 1, Category.medical, f"health information: {term} → P2")
+    place, cue = ctx.place()
+    if place is Place.away:
+        return Candidate(
+            P1, 2, Category.attendance, f"medical: {term}, child away from school{_cue(cue)} → P1 attendance"
+        )
+    if kind == "contagious":
+        return Candidate(P1, 1, Category.medical, f"contagious illness: {term} → P1")
+    if kind == "medical_care":
+        if ev.later():
+            return Candidate(P2, 4, Category.medical, f"care from a later day: {term} → P2")
+        return Candidate(P1, 1, Category.medical, f"care today: {term} → P1")
+    if kind == "medical_mild":
+        if later := ev.later():
+            return Candidate(
+                P2, 4, Category.medical, f"medical: {term}, minor, for a later day ({later.term}) → P2"
+            )
+        if place is Place.school and (urgent := ev.of("urgent")):
+            return Candidate(P0, 1, Category.medical, f"medical: {term} at school with {urgent[0].term} → P0")
+        return Candidate(P1, 1, Category.medical, f"medical: {term}, minor → P1")
+    if place is Place.school:
+        return Candidate(P0, 1, Category.medical, f"medical: {term} at school now{_cue(cue)} → P0")
+    return Candidate(P0, 1, Category.medical, f"medical: {term}, place unclear → higher urgency P0")
+
+
+# --- safety
+
+
+def safety(ctx: Context) -> list[Candidate]:
+    ev, out = ctx.evidence, []
+    for hit in ev.of("self_harm"):
+        if ev.negation(hit):
+            continue
+        if cue := ev.other_child(hit):
+            out.append(
+                Candidate(
+                    P1, 0, Category.safety, f"self-harm words about another child: {hit.term}{_cue(cue)} → P1"
+                )
+            )
+        else:
+            out.append(Candidate(P0, 0, Category.safety, f"safety: {hit.term} (self-harm) → P0"))
+    for hit in ev.of("safety_threat"):
+        out += _threat(ctx, hit)
+    out += _do_not_release(ev)
+    for hit in ev.of("safety_notice"):
+        out.append(Candidate(P1, 0, Category.safety, f"safety: {hit.term} → P1"))
+    for hit in ev.of("safety_harm"):
+        out += _harm(ev, hit)
+    for hit in ev.of("safety_concern"):
+        if not ev.negation(hit):
+            if cue := ev.today():
+                out.append(
+                    Candidate(
+                        P1,
+                        0,
+                        Category.safety,
+                        f"safety concern: {hit.term}, raised for today{_cue(cue)} → P1",
+                    )
+                )
+            else:
+                out.append(Candidate(P2, 2, Category.safety, f"safety concern: {hit.term} → P2"))
+    for hit in ev.of("hazard"):
+        out += _hazard(ev, hit)
+    return out
+
+
+def _threat(ctx: Context, hit: Hit) -> list[Candidate]:
+    ev = ctx.evidence
+    if ev.negation(hit):
+        return []
+    if cue := ev.other_child(hit, rumour_only=True):
+        return [Candidate(P2, 4, Category.safety, f"safety rumour: {hit.term}{_cue(cue)} → P2")]
+    if cue := ev.hypothetical(hit):
+        return [Candidate(P2, 4, Category.safety, f"safety question: {hit.term}{_cue(cue)} → P2")]
+    if cue := ev.resolution(hit, "found"):
+        ctx.ruled_out(hit, Status.resolved, cue)
+        return []
+    if cue := ev.earlier(hit):
+        return [Candidate(P1, 0, Category.safety, f"safety: {hit.term} on an earlier day{_cue(cue)} → P1")]
+    return [Candidate(P0, 0, Category.safety, f"safety: {_term(hit)} → P0")]
+
+
+def _do_not_release(ev: Evidence) -> list[Candidate]:
+    """别让 … 接, do not release …: the school must not hand the child over."""
+    for cue in ev.of("forbid_handover"):
+        if ev.negation(cue) or ev.past(cue) or ev.resolution(cue):
+            continue
+        after = ev.text[cue.end : cue.end + 12]
+        for stop in "。！？!?;；\n":
+            after = after.split(stop, 1)[0]
+        if any(word in cue.term or word in after for word in _HANDOVER_WORDS):
+            return [
+                Candidate(P0, 0, Category.safety, f"safety: do not release the child ({cue.term} …) → P0")
+            ]
+    return []
+
+
+def _harm(ev: Evidence, hit: Hit) -> list[Candidate]:
+    status, cue = ev.status(hit, rumour_only=True)
+    if status in (Status.negated, Status.resolved):
+        return []
+    if status is Status.past:
+        return [Candidate(P2, 8, Category.safety, f"safety: {hit.term}, in the past{_cue(cue)} → P2")]
+    if status is not Status.live:
+        return [Candidate(P2, 3, Category.safety, f"safety: {hit.term}, {status.value}{_cue(cue)} → P2")]
+    if cue := ev.earlier(hit):
+        return [Candidate(P1, 0, Category.safety, f"safety: {hit.term}, told afterwards{_cue(cue)} → P1")]
+    if (habit := _first(ev, "habitual")) and not ev.has("current"):
+        if today := ev.today():
+            return [
+                Candidate(
+                    P1,
+                    0,
+                    Category.safety,
+                    f"safety: {hit.term}, keeps happening ({habit.term}), today{_cue(today)} → P1",
+                )
+            ]
+        return [Candidate(P2, 2, Category.safety, f"safety: {hit.term}, keeps happening ({habit.term}) → P2")]
+    if (other := ev.other_child(hit)) and not _victim_named(ev.text[other.end : hit.end]):
+        return [Candidate(P2, 4, Category.safety, f"safety: {hit.term} among others{_cue(other)} → P2")]
+    return [Candidate(P0, 0, Category.safety, f"safety: {hit.term}, now or time unclear → P0")]
+
+
+def _victim_named(words: str) -> bool:
+    """有几个同学把他锁在…, 有人打了我家孩子: others did it, to the parent's child."""
+    return any(word in words for word in _VICTIM_WORDS)
+
+
+def _hazard(ev: Evidence, hit: Hit) -> list[Candidate]:
+    if ev.negation(hit):
+        return []
+    if now := (ev.of("current") or ev.of("urgent")):
+        return [Candidate(P0, 0, Category.safety, f"safety hazard: {hit.term}, {now[0].term} → P0")]
+    if cue := ev.today():
+        return [Candidate(P1, 0, Category.safety, f"safety hazard: {hit.term}, today{_cue(cue)} → P1")]
+    return [Candidate(P2, 1, Category.safety, f"safety hazard: {hit.term} → P2")]
+
+
+# --- routine requests and messages that need nothing
+
+_TOPICS: tuple[tuple[str, int, Category], ...] = (
+    ("canteen", 2, Category.admin),
+    ("feedback", 3, Category.feedback),
+    ("academic", 5, Category.academic),
+    ("admin", 7, Category.admin),
+)
+_NO_ACTION: tuple[tuple[str, int, Category, bool], ...] = (
+    ("thanks", 0, Category.feedback, False),
+    ("ack", 1, Category.other, True),
+    ("greeting", 2, Category.other, True),
+    ("chatter", 2, Category.other, False),
+    ("spam", 2, Category.other, False),
+)
+
+
+def routine(ctx: Context) -> list[Candidate]:
+    ev = ctx.evidence
+    out = _today_or_later(ev, ("attendance", "lateness"), 2, Category.attendance)
+    out += _today_or_later(ev, ("pickup",), 3, Category.pickup)
+    if returning := ev.of("returning"):
+        out.append(
+            Candidate(P2, 5, Category.attendance, f"attendance: {returning[0].term}, back to school → P2")
+        )
+    thanked = ev.has("thanks") and not ev.has("question")
+    for kind, order, category in _TOPICS:
+        if hits := ev.of(kind):
+            if thanked and kind != "feedback":
+                continue  # thanks that mention a lesson, a trip or lunch: nothing to do
+            forgot = ev.of("forgot")
+            if forgot and ev.today() and kind != "feedback":
+                reason = f"{category.value}: {hits[0].term}, {forgot[0].term} today → P1"
+                out.append(Candidate(P1, 4, category, reason))
+            else:
+                out.append(Candidate(P2, order, category, f"{category.value}: {hits[0].term} → P2"))
+    if (policy := ev.rule_question()) and ev.has("admin"):
+        out.append(
+            Candidate(P2, 1, Category.admin, f"admin: a question about rules and papers ({policy.term}) → P2")
+        )
+    if ev.has("forgot") and ev.today() and not any(c.urgency is P1 for c in out):
+        out.append(Candidate(P1, 4, Category.admin, f"admin: {ev.of('forgot')[0].term} today → P1"))
+    short: bool | None = None
+    for kind, order, category, needs_short in _NO_ACTION:
+        if (hits := ev.of(kind)) and needs_short and short is None:
+            short = _leftover(ev) <= _SHORT
+        if hits and (short or not needs_short):
+            out.append(Candidate(P3, order, category, f"no action: {hits[0].term} → P3"))
+    return out
+
+
+def _today_or_later(ev: Evidence, kinds: tuple[str, ...], order: int, category: Category) -> list[Candidate]:
+    """An absence or a pickup change today is P1; for a later day, or asked about, it is routine."""
+    for hit in ev.of_any(kinds):
+        if category is Category.attendance and ev.negation(hit):
+            continue
+        if cue := ev.hypothetical(hit):
+            return [Candidate(P2, 6, category, f"{category.value} question: {hit.term}{_cue(cue)} → P2")]
+        asked = _first(ev, "process_question") or ev.rule_question() or _first(ev, "feedback")
+        if not ev.today() and (why := ev.later() or asked):
+            return [
+                Candidate(P2, 4, category, f"{category.value}: {_term(hit)}, not for today{_cue(why)} → P2")
+            ]
+        return [Candidate(P1, order, category, f"{category.value}: {_term(hit)} → P1")]
+    return []
+
+
+def _first(ev: Evidence, kind: str) -> Hit | None:
+    hits = ev.of(kind)
+    return hits[0] if hits else None
+
+
+def _leftover(ev: Evidence) -> float:
+    """How much of the message no phrase explains (CJK characters, English words count as 4)."""
+    covered = bytearray(len(ev.text))
+    for hits in ev.by_kind.values():
+        for hit in hits:
+            covered[hit.start : hit.end] = b"\x01" * (hit.end - hit.start)
+    cjk = letters = 0
+    for char, done in zip(ev.text, covered, strict=True):
+        if not done:
+            if "\u3400" <= char <= "\u9fff":
+                cjk += 1
+            elif char.isascii() and char.isalpha():
+                letters += 1
+    return cjk + letters / 4
+
+
+def spam_marks(ev: Evidence) -> list[str]:
+    return sorted({hit.term for hit in ev.of("spam")})
+
+
+def fallback(ctx: Context) -> Candidate:
+    ev = ctx.evidence
+    if ctx.inactive:
+        return Candidate(P2, 9, Category.medical, "medical signal not current → P2")
+    if ctx.hinted is not None:
+        urgency = _DEFAULT_URGENCY.get(ctx.hinted, P2)
+        return Candidate(
+            urgency,
+            9,
+            ctx.hinted,
+            f"no signal in the text; form category {ctx.hinted.value} → {urgency.value}",
+        )
+    if urgent := ev.of("urgent"):
+        return Candidate(
+            P1, 9, Category.admin, f"urgent words ({urgent[0].term}) without a known signal → P1"
+        )
+    return Candidate(P2, 9, Category.admin, "no known signal: a question for the office → P2 admin")
