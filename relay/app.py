@@ -25,9 +25,14 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(requests.router)
     app.include_router(staff.router)
-    from relay import pages
+    from relay import events, nurse_pages, pages, parent_pages, sessions, signin, staff_pages, web
 
-    app.include_router(pages.router)
+    web.install(app)
+    sessions.install(app)
+    app.include_router(parent_pages.api)
+    for pages_router in (pages.router, signin.router, staff_pages.router, nurse_pages.router, parent_pages.router,
+                         events.router):
+        app.include_router(pages_router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -164,6 +164,51 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(args.config, args.host, args.port, args.workers)
 
 
+def cmd_deadletters(args: argparse.Namespace) -> int:
+    import redis
+
+    from relay import deadletters
+    from relay.runtime import get_runtime
+
+    needs_one = args.action == "show" or (args.action in ("redrive", "drop") and not args.all)
+    if (needs_one and not args.event_id) or (args.event_id and args.all):
+        print(f"deadletters {args.action}: give one EVENT_ID{'' if args.action == 'show' else ' or --all'}",
+              file=sys.stderr)
+        return 2
+    runtime = get_runtime()
+    r = runtime.redis
+    done = 0
+    try:
+        for school_id in deadletters.schools(r, args.school):
+            if args.action == "list":
+                for letter in deadletters.letters(r, school_id):
+                    print(json.dumps(letter.summary(), ensure_ascii=False))
+                continue
+            if args.action == "show":
+                shown = deadletters.show(r, school_id, args.event_id)
+                if shown is not None:
+                    print(json.dumps(shown, ensure_ascii=False, indent=2))
+                    done += 1
+                continue
+            event_ids = [args.event_id] if args.event_id else [d.event_id for d in deadletters.letters(r, school_id)]
+            for event_id in event_ids:
+                if args.action == "redrive":
+                    taken = deadletters.redrive(runtime, school_id, event_id)
+                else:
+                    taken = deadletters.drop(r, school_id, event_id)
+                if taken is not None:
+                    result = "redriven" if args.action == "redrive" else "dropped"
+                    print(json.dumps({"school_id": school_id, "event_id": event_id, "result": result}))
+                    done += 1
+    except redis.RedisError as exc:
+        print(f"cannot reach Redis: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    if args.event_id and not done:
+        print(f"no dead letter {args.event_id}" + (f" in school {args.school}" if args.school else ""), file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description="Relay: parents' requests to the right person, on time.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="score the classifier on a labelled JSON Lines file")
     evaluate.add_argument("rest", nargs=argparse.REMAINDER)
     evaluate.set_defaults(func=cmd_eval)
+
+    dead = sub.add_parser("deadletters", help="notifications that exhausted every contact and retry")
+    dead_sub = dead.add_subparsers(dest="action", required=True)
+    for action, what in (("list", "one JSON line per dead letter"), ("show", "one dead letter and its history"),
+                         ("redrive", "send again: same event id, first contact"), ("drop", "forget")):
+        one = dead_sub.add_parser(action, help=what)
+        one.add_argument("--school", help="one school (default: every school)")
+        if action != "list":
+            one.add_argument("event_id", nargs="?", metavar="EVENT_ID")
+        if action in ("redrive", "drop"):
+            one.add_argument("--all", action="store_true", help=f"{action} every dead letter")
+        one.set_defaults(func=cmd_deadletters, event_id=None, all=False)
     return parser
 
 

@@ -120,7 +120,7 @@ def _take(connection: redis.Redis, school_id: str, event_id: str, then: Then) ->
                 assert delivery is not None
                 record = load(pipe, school_id, str(delivery.get("request_id")))
                 pipe.multi()
-                for raw in set(raws):
+                for raw in {text(r) for r in raws}:
                     pipe.lrem(list_key, 0, raw)
                 then(pipe, delivery, record)
                 pipe.execute()

@@ -65,7 +65,9 @@ def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
         f"\n  Configuration: {config_path} (school {school})"
         f"\n  API docs:      {base}/docs"
         f"\n  Parent page:   {base}/p"
-        f"\n  Staff queue:   {base}/v1/queue  (staff token: relay token staff STAFF_ID)"
+        f"\n  Staff queue:   {base}/staff  (sign-in links land in the dev outbox; or open"
+        f"\n                 {base}/staff/login?token=$(relay token staff STAFF_ID))"
+        f"\n  Nurse console: {base}/nurse"
         f"\n  Dev outbox:    {base}/dev/outbox"
         f"\n  Tokens:        relay token parent GUARDIAN_ID\n",
         flush=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,12 @@ def _toucher(path: str, every_seconds: float = 5.0) -> Callable[[], None]:
     return touch
 
 
+def _every(seconds: float, action: Callable[[], None]) -> None:
+    while True:
+        action()
+        time.sleep(seconds)
+
+
 def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
     runtime = get_runtime()
     configure(runtime.settings.log_level)
@@ -60,6 +67,10 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
             heartbeat=_toucher(runtime.settings.heartbeat_file) if runtime.settings.heartbeat_file else None,
         )
         scheduler.start()
+    elif runtime.settings.heartbeat_file:
+        # No timer loop to vouch for this worker: a plain thread says the process is there.
+        touch = _toucher(runtime.settings.heartbeat_file, every_seconds=0)
+        threading.Thread(target=_every, args=(5.0, touch), name="relay-heartbeat", daemon=True).start()
     # Urgent first: a worker always takes an emergency before routine work.
     names = [runtime.queues[URGENT].name, runtime.queues[ROUTINE].name]
     # RQ blocks on BLPOP for minutes; its connection must not carry the API's short socket timeout.

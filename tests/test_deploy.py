@@ -1,0 +1,283 @@
+"""deploy/ checked offline: Kubernetes manifests against the Kubernetes schemas (kubernetes-validate ships them),
+the compose file's shape, the Dockerfile, Prometheus rules with promtool (skipped without it), the Grafana
+dashboard, and that every metric the alerts and the dashboard name is one Relay exports."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+from conftest import ROOT
+
+from relay import metrics
+from relay.runtime import Runtime
+from relay.settings import Settings
+from routing.validation import check_config
+
+DEPLOY = ROOT / "deploy"
+K8S_VERSION = "1.37.0"  # the newest schemas kubernetes-validate==1.37.0 ships
+
+# Every RELAY_* name DESIGN.md gives (kept here too: CI's copy of DESIGN.md may not sit beside the clone).
+DESIGN_NAMES = {
+    "RELAY_CONFIG", "RELAY_PUBLIC_URL", "RELAY_WEBHOOK_SECRET", "RELAY_WECOM_CORP_ID", "RELAY_WECOM_SECRET",
+    "RELAY_WECOM_AGENT_ID", "RELAY_WECHAT_APP_ID", "RELAY_WECHAT_APP_SECRET", "RELAY_DINGTALK_SECRET",
+    "RELAY_SMS_PROVIDER", "RELAY_SMS_ACCESS_KEY_ID", "RELAY_SMS_ACCESS_KEY_SECRET", "RELAY_SMS_SIGN_NAME",
+    "RELAY_SMS_TEMPLATE_ID", "RELAY_SMS_REGION", "RELAY_SMS_APP_ID", "RELAY_WECOM_BASE_URL",
+    "RELAY_WECHAT_BASE_URL", "RELAY_ALIYUN_SMS_BASE_URL", "RELAY_TENCENT_SMS_BASE_URL",
+}
+
+
+def design_names() -> set[str]:
+    for candidate in (ROOT.parent / "shared" / "DESIGN.md", ROOT / "shared" / "DESIGN.md"):
+        if candidate.exists():
+            return DESIGN_NAMES | set(re.findall(r"RELAY_[A-Z][A-Z_]*[A-Z]", candidate.read_text(encoding="utf-8")))
+    return DESIGN_NAMES
+
+
+def manifests() -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for path in sorted((DEPLOY / "k8s").rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if document:
+                found.append((path, document))
+    return found
+
+
+def manifest(kind: str, name: str) -> dict[str, Any]:
+    (document,) = [d for _, d in manifests() if d["kind"] == kind and d["metadata"]["name"] == name]
+    return document
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    result: dict[str, Any] = only
+    return result
+
+
+# Kubernetes ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path,document", manifests(), ids=lambda v: v.name if isinstance(v, Path) else v["kind"])
+def test_every_manifest_is_valid_against_the_kubernetes_schema(path: Path, document: dict[str, Any]) -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+    kubernetes_validate.validate(document, K8S_VERSION, strict=True)  # raises with the failing field
+
+
+def test_the_schema_check_would_catch_a_misspelt_field() -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    broken = json.loads(json.dumps(manifest("Deployment", "relay-api")))
+    container(broken)["readinessProbe"]["httpGett"] = container(broken)["readinessProbe"].pop("httpGet")
+
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
+
+
+def test_the_manifests_hold_what_a_district_needs() -> None:
+    kinds = {(d["kind"], d["metadata"]["name"]) for _, d in manifests()}
+    assert kinds == {
+        ("Deployment", "relay-api"), ("Service", "relay-api"), ("PodDisruptionBudget", "relay-api"),
+        ("Deployment", "relay-worker"), ("PodDisruptionBudget", "relay-worker"),
+        ("ConfigMap", "relay-school"), ("Secret", "relay-secrets"),
+    }
+    # Templates that must never overwrite the real ones are kept out of `kubectl apply -f deploy/k8s/`.
+    top = {d["kind"] for path, d in manifests() if path.parent == DEPLOY / "k8s"}
+    assert top.isdisjoint({"Secret", "ConfigMap"})
+
+
+@pytest.mark.parametrize("name", ["relay-api", "relay-worker"])
+def test_each_deployment_is_probed_bounded_graceful_and_non_root(name: str) -> None:
+    deployment = manifest("Deployment", name)
+    pod = deployment["spec"]["template"]["spec"]
+    main = container(deployment)
+
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    assert set(main["resources"]["requests"]) == {"cpu", "memory"} == set(main["resources"]["limits"])
+    assert "livenessProbe" in main
+    env = {e["name"]: e for e in main["env"]}
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "relay-secrets", "key": "REDIS_URL"}
+    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts[env["PROMETHEUS_MULTIPROC_DIR"]["value"]]]
+    school = Path(env["RELAY_CONFIG"]["value"])
+    assert volumes[mounts[str(school.parent)]]["configMap"]["name"] == "relay-school"
+    budget = manifest("PodDisruptionBudget", name)
+    assert budget["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_the_api_is_ready_with_redis_and_alive_on_its_own() -> None:
+    api = container(manifest("Deployment", "relay-api"))
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert api["lifecycle"]["preStop"]["exec"]["command"][0] == "sleep"  # endpoints go before the port closes
+    service = manifest("Service", "relay-api")
+    assert service["spec"]["selector"] == manifest("Deployment", "relay-api")["spec"]["selector"]["matchLabels"]
+
+
+def test_a_worker_is_alive_while_its_timer_loop_touches_its_heartbeat() -> None:
+    deployment = manifest("Deployment", "relay-worker")
+    worker = container(deployment)
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    probe = " ".join(worker["livenessProbe"]["exec"]["command"])
+    assert env["RELAY_HEARTBEAT_FILE"] in probe
+    # Longer than a delivery job may run (RQ's job timeout of 60 s), so warm shutdown can finish it.
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 60
+
+
+def test_the_configmap_holds_a_valid_school_configuration() -> None:
+    document = yaml.safe_load(manifest("ConfigMap", "relay-school")["data"]["school.yaml"])
+    directory, problems = check_config(document)
+    assert directory is not None, [str(p) for p in problems]
+
+
+def test_the_secret_template_names_every_credential_and_holds_none() -> None:
+    data = manifest("Secret", "relay-secrets")["stringData"]
+    assert design_names() - {"RELAY_CONFIG"} <= set(data)
+    assert {"REDIS_URL", "RELAY_SECRET_KEY"} <= set(data)
+    assert set(data.values()) == {""}
+
+
+# compose ------------------------------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text(encoding="utf-8"))
+    return loaded
+
+
+def command_text(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return " ".join(command) if isinstance(command, list) else str(command)
+
+
+def test_compose_runs_two_apis_three_workers_and_redis_with_a_replica() -> None:
+    services = compose()["services"]
+
+    assert {"api", "worker", "redis", "redis-replica"} <= set(services)
+    assert services["api"]["deploy"]["replicas"] == 2
+    assert services["worker"]["deploy"]["replicas"] == 3
+    assert command_text(services["api"]).startswith("serve") and command_text(services["worker"]) == "worker"
+    assert services["api"]["image"] == services["worker"]["image"]  # one image for both
+
+
+def test_compose_redis_logs_every_write_and_wants_a_password() -> None:
+    services = compose()["services"]
+    primary, replica = command_text(services["redis"]), command_text(services["redis-replica"])
+
+    for command in (primary, replica):
+        assert "--appendonly yes" in command and "--appendfsync everysec" in command
+        assert "requirepass" in command and "$$REDIS_PASSWORD" in command  # from the env file, at run time
+    assert "--replicaof redis 6379" in replica
+    assert "secrets.env" in services["redis"]["env_file"]
+
+
+def test_compose_mounts_the_school_configuration_and_reads_secrets_from_the_ignored_env_file() -> None:
+    services = compose()["services"]
+    for name in ("api", "worker"):
+        service = services[name]
+        config = service["environment"]["RELAY_CONFIG"]
+        assert any(volume.endswith((f":{config}", f":{config}:ro")) for volume in service["volumes"]), service["volumes"]
+        assert service["env_file"] == ["secrets.env"]
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "deploy/secrets.env" in ignored
+    assert "deploy/secrets.env" in (ROOT / ".dockerignore").read_text().splitlines()
+    # Only the proxy is published; it forwards to the api service by name.
+    assert [name for name, s in services.items() if "ports" in s] == ["proxy"]
+    assert "server api:8000" in (DEPLOY / "nginx.conf").read_text()
+
+
+def test_the_secrets_example_names_every_variable_with_empty_values() -> None:
+    assignments = [line.split("=", 1) for line in (DEPLOY / "secrets.env.example").read_text().splitlines()
+                   if line.strip() and not line.startswith("#")]
+    names = {name for name, _ in assignments}
+
+    assert design_names() <= names
+    assert {"REDIS_URL", "REDIS_PASSWORD", "RELAY_SECRET_KEY"} <= names
+    assert [name for name, value in assignments if value] == []
+
+
+# The image ----------------------------------------------------------------------------------------------
+
+
+def test_the_dockerfile_installs_the_package_and_runs_as_a_user() -> None:
+    lines = [line.strip() for line in (DEPLOY / "Dockerfile").read_text().splitlines()]
+    assert lines[[line.startswith("FROM") for line in lines].index(True)] == "FROM python:3.11-slim"
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert any("pyproject.toml" in line for line in lines) and any("pip install" in line for line in lines)
+    assert 'ENTRYPOINT ["relay"]' in lines
+
+
+# Prometheus and Grafana ---------------------------------------------------------------------------------
+
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (Debian package prometheus)")
+
+
+@needs_promtool
+@pytest.mark.parametrize("check", [["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"],
+                                   ["check", "config", "prometheus.yml"]], ids=" ".join)
+def test_promtool_accepts_the_rules(check: list[str]) -> None:
+    assert PROMTOOL is not None
+    done = subprocess.run([PROMTOOL, *check], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_the_alerts_cover_what_must_page() -> None:
+    paging = {rule["alert"] for rule in alert_rules() if rule["labels"]["severity"] == "page"}
+    assert {"RelayP0Undelivered", "RelayTimersLate", "RelayRedisDown", "RelayP0DeadLetter"} <= paging
+    assert "RelayDeadLettersGrowing" in {rule["alert"] for rule in alert_rules()}
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((DEPLOY / "grafana" / "relay.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_the_dashboard_is_json_with_a_panel_per_metric_family() -> None:
+    board = dashboard()
+    panels = [p for p in board["panels"] if p["type"] != "row"]
+    assert board["uid"] and board["title"] == "Relay"
+    assert all(p["targets"] and all(t["expr"] for t in p["targets"]) for p in panels)
+    assert len({p["id"] for p in board["panels"]}) == len(board["panels"])
+
+
+def exported_names(redis_url: str) -> set[str]:
+    """Every sample name Relay's /metrics can carry."""
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+                "gauge": ("",)}
+    names = set()
+    for family in metrics.REGISTRY.collect():
+        names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+    runtime = Runtime(Settings(queue_prefix="relayops-" + uuid.uuid4().hex[:8]), connection=redis.Redis.from_url(redis_url))
+    for family in metrics.StateCollector(runtime).collect():
+        names.add(family.name)
+    return names
+
+
+def test_alerts_and_dashboard_name_only_metrics_relay_exports(redis_url: str) -> None:
+    exported = exported_names(redis_url)
+    expressions = [rule["expr"] for rule in alert_rules()]
+    expressions += [t["expr"] for p in dashboard()["panels"] for t in p.get("targets", [])]
+    used = {name for expr in expressions for name in re.findall(r"\brelay_[a-z_]+\b", expr)}
+
+    assert used - exported == set()
+    families = {"relay_requests_received_total", "relay_first_delivery_seconds_bucket", "relay_dead_letters_total",
+                "relay_timer_lateness_seconds_bucket", "relay_queue_depth", "relay_open_requests",
+                "relay_overdue_requests", "relay_dead_letters_waiting", "relay_timers_pending", "relay_redis_up"}
+    assert families <= used
