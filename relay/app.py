@@ -47,7 +47,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "redis": "ok"})
 
     @app.get("/metrics", tags=["operations"])
-    async def metrics_endpoint() -> Response:
+    def metrics_endpoint() -> Response:  # sync: scrape-time gauges read Redis, off the event loop
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

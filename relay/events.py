@@ -9,7 +9,6 @@ by its listeners.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -53,7 +52,7 @@ async def _stream(request: Request, school_id: str) -> AsyncIterator[bytes]:
             elif time.monotonic() > beat:
                 beat = time.monotonic() + HEARTBEAT_SECONDS
                 yield b": still here\n\n"
-    except (OSError, aioredis.RedisError, asyncio.CancelledError):
+    except (OSError, aioredis.RedisError):
         return  # the browser reconnects; nothing to tell it that it will not learn by refreshing
     finally:
         try:

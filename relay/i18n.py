@@ -115,6 +115,17 @@ _ZH: dict[str, str] = {
     "no_replies": "暂无回复。",
     "expect": "预计答复",
     "back_home": "返回",
+    "p_received": "已收到，正在等待老师接收",
+    "p_acknowledged": "{owner}已接收",
+    "p_answered": "{owner}已回复",
+    "p_resolved": "已办结",
+    "p_sent": "已发送",
+    "need_text": "请填写内容。",
+    "need_child": "请选择孩子。",
+    "u_h": "小时",
+    "u_m": "分",
+    "u_s": "秒",
+    "updated": "队列已更新",
 }
 
 _EN: dict[str, str] = {
@@ -222,6 +233,17 @@ _EN: dict[str, str] = {
     "no_replies": "No reply yet.",
     "expect": "Expect an answer",
     "back_home": "Back",
+    "p_received": "Received, waiting for a teacher to take it",
+    "p_acknowledged": "{owner} has it",
+    "p_answered": "{owner} replied",
+    "p_resolved": "Resolved",
+    "p_sent": "Sent",
+    "need_text": "Please write a message.",
+    "need_child": "Please choose a child.",
+    "u_h": "h",
+    "u_m": "m",
+    "u_s": "s",
+    "updated": "Queue updated",
 }
 
 _URGENCY_EN = {"P0": "Emergency", "P1": "Today", "P2": "Routine", "P3": "No action"}
@@ -269,7 +291,9 @@ SCRIPT_KEYS = (
     "none_yet", "no_replies", "expect", "owner", "replies", "live", "live_lost", "failed", "open_request",
     "u_P0", "u_P1", "u_P2", "u_P3", "k_received", "k_assigned", "k_acknowledged", "k_replied", "k_reassigned",
     "k_resolved", "c_medical", "c_safety", "c_attendance", "c_pickup", "c_academic", "c_admin", "c_feedback",
-    "c_other", "due",
+    "c_other", "due", "p_received", "p_acknowledged", "p_answered", "p_resolved", "p_sent", "need_text",
+    "need_child", "u_h", "u_m", "u_s", "updated", "guardian", "ack_one_tap", "arrived", "handled", "k_note",
+    "k_follow_up", "k_claimed", "token_hint", "received_at",
 )
 
 

@@ -32,6 +32,7 @@ from starlette.datastructures import FormData
 from relay import keys, tokens
 from relay.api.deps import RuntimeDep
 from relay.runtime import Runtime
+from relay.store import text as store_text
 from relay.web import render, secure_cookies
 from routing.directory import Role, School, Staff
 
@@ -138,9 +139,12 @@ def safe_next(path: str | None) -> bool:
 
 def _same_origin(request: Request) -> bool:
     """A POST from another site is refused even before its token is checked (a second lock)."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
-    if origin is None:
-        return True  # some browsers send no Origin on same-site forms; the token still has to match
+    if origin is None or origin == "null":
+        # Under Referrer-Policy no-referrer a browser may send "null" or nothing; the token still has to match.
+        return True
     public_url: str = request.app.state.runtime.settings.public_url
     ours = {request.headers.get("host", ""), urlsplit(public_url).netloc}
     return urlsplit(origin).netloc in ours
@@ -165,10 +169,10 @@ async def checked_public_form(request: Request) -> FormData:
     return form
 
 
-def render_public_form(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render_public_form(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
     """A page with a pre-sign-in form: a fresh double-submit token in the form and in a cookie."""
     token = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
-    response = render(request, name, status, csrf=token, **context)
+    response = render(request, name, http_status, csrf=token, **context)
     response.set_cookie(FORM_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
                         secure=secure_cookies(request), path="/staff")
     return response
@@ -198,7 +202,7 @@ def use_sign_in_token(runtime: Runtime, token: str) -> dict[str, Any]:
     """The claims of a valid link, which can never be used again; TokenError otherwise."""
     claims = read_sign_in_token(runtime, token)
     stored = runtime.redis.getdel(keys.sign_in_link(str(claims["sch"]), digest(str(claims["n"]))))
-    if stored is None or stored.decode() != claims["sid"]:
+    if stored is None or store_text(stored) != claims["sid"]:
         raise tokens.TokenError("sign-in link already used or expired")
     return claims
 

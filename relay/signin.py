@@ -36,25 +36,22 @@ def _digits(phone: str) -> str:
     return re.sub(r"\D", "", phone)[-11:]
 
 
-def find_staff(runtime: Runtime, who: str) -> tuple[str, Staff] | None:
-    """A staff member by id, or by a phone number among their contacts."""
+def find_staff(runtime: Runtime, who: str) -> list[tuple[str, Staff]]:
+    """Everyone with this staff id, or with this phone number among their contacts, in any school.
+
+    Ids are unique within a school, not across a district: each person found gets their own link.
+    """
     who = who.strip()
     if not who or len(who) > 64:
-        return None
-    school_id = runtime.directories.school_of_staff(who)
-    found = runtime.directories.school(school_id) if school_id else None
-    member = found[1].staff_member(who) if found else None
-    if school_id and member:
-        return school_id, member
-    wanted = _digits(who)
-    if len(wanted) < 11:
-        return None
-    for sid in runtime.directories.school_ids():
-        school = runtime.directories.school(sid)
-        for staff in school[1].staff if school else ():
-            if any(c.phone and _digits(c.phone) == wanted for c in staff.contacts):
-                return sid, staff
-    return None
+        return []
+    wanted = _digits(who) if len(_digits(who)) >= 11 else None
+    found = []
+    for school_id in runtime.directories.school_ids():
+        school = runtime.directories.school(school_id)
+        for member in school[1].staff if school else ():
+            if member.id == who or (wanted and any(c.phone and _digits(c.phone) == wanted for c in member.contacts)):
+                found.append((school_id, member))
+    return found
 
 
 @router.get("/staff/login")
@@ -87,9 +84,7 @@ def _signed_in(request: Request, runtime: Runtime, school_id: str, member: Staff
 async def ask_for_link(request: Request, runtime: RuntimeDep) -> HTMLResponse:
     form = await checked_public_form(request)
     wanted = str(form.get("next") or "")
-    found = find_staff(runtime, str(form.get("who") or ""))
-    if found is not None:
-        school_id, member = found
+    for school_id, member in find_staff(runtime, str(form.get("who") or "")):
         counter = keys.sign_in_requests(school_id, member.id)
         with runtime.redis.pipeline(transaction=True) as pipe:
             pipe.incr(counter)

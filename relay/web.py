@@ -50,12 +50,12 @@ def secure_cookies(request: Request) -> bool:
     return public_url.lower().startswith("https://")
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, http_status: int = 200, **context: Any) -> HTMLResponse:
     lang = lang_of(request)
     t = words(lang)
     page = templates.get_template(name).render(request=request, lang=lang, t=t, other_lang_url=_toggle(request, lang),
                                                **context)
-    response = HTMLResponse(page, status_code=status)
+    response = HTMLResponse(page, status_code=http_status)
     if request.query_params.get("lang") in LANGS:
         response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=secure_cookies(request))
     return response
