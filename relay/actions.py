@@ -7,10 +7,9 @@ they send, so nothing pages anyone after an ack.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from relay import store
+from relay import clock, store
 from relay.log import log
 from relay.notices import queue_notice
 from relay.runtime import Runtime
@@ -128,6 +127,6 @@ def reassign(
         add_timeline(pipe, record, "reassigned", now_in(record), by=staff_id, owner=to, previous_owner=previous,
                      reason=reason)
         # Each reassignment is its own notification: the step is the moment, in ms.
-        queue_notice(pipe, runtime, record, to, "owner", "request.reassigned", step=int(time.time() * 1000))
+        queue_notice(pipe, runtime, record, to, "owner", "request.reassigned", step=int(clock.now() * 1000))
 
     return _run(runtime, school, request_id, change)

@@ -11,7 +11,6 @@ also writes the request's timeline; the delivery job is enqueued in that same EX
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from relay import keys
+from relay import clock, keys
 from relay.notices import enqueue_delivery
 from relay.runtime import Runtime
 from relay.store import RequestRecord, add_timeline, load, load_timeline, now_in, text
@@ -136,7 +135,7 @@ def redrive(runtime: Runtime, school_id: str, event_id: str) -> dict[str, Any] |
         delivery.update(state="pending", attempt=0, contact_index=0, redrives=delivery.get("redrives", 0) + 1)
         pipe.set(keys.delivery(school_id, event_id), json.dumps(delivery), ex=DELIVERY_TTL_SECONDS)
         # The watchdog, as at intake: if the worker that takes it dies, the timer hands it to another.
-        arm(pipe, school_id, deliver_timer(event_id), time.time() + runtime.settings.delivery_lease_seconds)
+        arm(pipe, school_id, deliver_timer(event_id), clock.now() + runtime.settings.delivery_lease_seconds)
         if record is not None:
             add_timeline(pipe, record, "delivery_redriven", now_in(record), event_id=event_id,
                          to=delivery.get("staff_id"), redrives=delivery["redrives"])

@@ -7,7 +7,6 @@ a crash can never leave a request stored but unannounced, or announced but not s
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import time
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from relay import changes, keys, metrics
+from relay import changes, clock, keys, metrics
 from relay.log import log
 from relay.notices import queue_notice
 from relay.runtime import Runtime
@@ -76,7 +75,7 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
         idem_key = keys.idempotency(school.id, sub.guardian_id, digest)
 
     classification = classify(sub.text, sub.category_hint)
-    now = dt.datetime.now(school.zone)
+    now = clock.now_in(school.zone)
     routing = plan(classification, student, school, now)
     request_id = new_request_id(now.timestamp())
     at = iso(now)

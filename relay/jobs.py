@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from adapters.base import Outcome, Reason, Result, backoff
-from relay import keys, metrics
+from relay import clock, keys, metrics
 from relay.log import log
 from relay.notices import STOPPED_BY_ACK, build_message, enqueue_delivery, queue_notice
 from relay.runtime import ROUTINE, URGENT, Runtime, get_runtime
@@ -44,7 +44,7 @@ def deliver(school_id: str, event_id: str) -> str:
         pipe.set(lock, os.getpid(), nx=True, px=int(lease * 1000))
         pipe.get(keys.delivery(school_id, event_id))
         pipe.get(keys.request(school_id, event_id.split(".", 1)[0]))
-        arm(pipe, school_id, deliver_timer(event_id), time.time() + lease)
+        arm(pipe, school_id, deliver_timer(event_id), clock.now() + lease)
         locked, raw, raw_request, _ = pipe.execute()
     if not locked:
         return "busy"
@@ -139,7 +139,7 @@ def _after_send(
             "attempt": delivery["attempt"], "vendor_code": result.vendor_code}
     if result.outcome is Outcome.delivered:
         if delivery["event"] in ("request.urgent", "request.created"):
-            metrics.first_delivery(record.urgency, time.time() - dt.datetime.fromisoformat(record.created_at).timestamp())
+            metrics.first_delivery(record.urgency, clock.now() - dt.datetime.fromisoformat(record.created_at).timestamp())
         return _finish(runtime, school_id, delivery, record, "delivered", None, channel=channel,
                        then=lambda pipe: arm_fallback(pipe, runtime, school, record, delivery))
     staff = school.staff_member(delivery["staff_id"])
@@ -148,7 +148,7 @@ def _after_send(
         wait = result.retry_after or backoff(delivery["attempt"], settings.retry_base_seconds, settings.retry_cap_seconds)
         with runtime.redis.pipeline(transaction=True) as pipe:
             _save_delivery(pipe, school_id, delivery)
-            arm(pipe, school_id, deliver_timer(delivery["event_id"]), time.time() + wait)
+            arm(pipe, school_id, deliver_timer(delivery["event_id"]), clock.now() + wait)
             add_timeline(pipe, record, "delivery_retry", now_in(record), reason=result.reason.value,
                          retry_in_s=round(wait, 1), **base)
             pipe.execute()
@@ -161,7 +161,7 @@ def _after_send(
             _save_delivery(pipe, school_id, delivery)
             add_timeline(pipe, record, "delivery_fallback", now_in(record), reason=result.reason.value,
                          next_channel=contacts[delivery["contact_index"]].channel.value, **base)
-            arm(pipe, school_id, deliver_timer(delivery["event_id"]), time.time() + settings.delivery_lease_seconds)
+            arm(pipe, school_id, deliver_timer(delivery["event_id"]), clock.now() + settings.delivery_lease_seconds)
             enqueue_delivery(pipe, runtime.queue_for(record.urgency), school_id, delivery["event_id"])
             pipe.execute()
         return "fallback"

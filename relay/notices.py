@@ -8,14 +8,13 @@ delivery record already there.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from redis.client import Pipeline
 from rq import Queue
 
 from adapters.base import Message
-from relay import keys, links
+from relay import clock, keys, links
 from relay.runtime import Runtime
 from relay.store import RequestRecord
 from relay.timers import arm, deliver_timer
@@ -53,12 +52,12 @@ def queue_notice(
         "contact_index": 0,
         "attempt": 0,
         "state": "pending",
-        "created_at": time.time(),
+        "created_at": clock.now(),
         **(extra or {}),
     }
     pipe.set(keys.delivery(record.school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
     # The watchdog: if no worker finishes this delivery within the lease, the timer hands it to another.
-    arm(pipe, record.school_id, deliver_timer(eid), time.time() + runtime.settings.delivery_lease_seconds)
+    arm(pipe, record.school_id, deliver_timer(eid), clock.now() + runtime.settings.delivery_lease_seconds)
     enqueue_delivery(pipe, runtime.queue_for(record.urgency), record.school_id, eid)
     return eid
 

@@ -7,9 +7,9 @@ and the JSON its script refreshes from, so the two can never disagree.
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
+from relay import clock as relay_clock
 from relay.store import RequestRecord
 from relay.views import owner_words
 from relay.web import clock
@@ -31,7 +31,7 @@ def staff_name(school: School, staff_id: str | None) -> str:
 
 def is_overdue(record: RequestRecord, now: float | None = None) -> bool:
     due = record.next_due()
-    return bool(due) and dt.datetime.fromisoformat(str(due)).timestamp() < (now or time.time())
+    return bool(due) and dt.datetime.fromisoformat(str(due)).timestamp() < (now or relay_clock.now())
 
 
 def queue_item(school: School, record: RequestRecord, t: dict[str, str], contact: bool = False) -> dict[str, Any]:

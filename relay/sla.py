@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from typing import Any
 
-from relay import keys, metrics, store
+from relay import clock, keys, metrics, store
 from relay.log import log
 from relay.notices import STOPPED_BY_ACK, enqueue_delivery, event_id, queue_notice
 from relay.runtime import Runtime, get_runtime
@@ -30,7 +29,7 @@ def arm_reminder(pipe: Any, school: School, record: RequestRecord, step: int = 1
     if policy is None or policy.update_within is None:
         return
     record.reminder_step = step - 1
-    arm(pipe, school.id, remind_timer(record.id, step), time.time() + policy.update_within.seconds)
+    arm(pipe, school.id, remind_timer(record.id, step), clock.now() + policy.update_within.seconds)
 
 
 def stop_reminders(pipe: Any, record: RequestRecord) -> None:
@@ -80,7 +79,7 @@ def fallback(school_id: str, first_event_id: str) -> str:
     if record is None or record.acknowledged:
         return "stale"
     nxt = dict(delivery, event_id=f"{first_event_id}.next", contact_index=delivery["contact_index"] + 1,
-               attempt=0, state="pending", created_at=time.time())
+               attempt=0, state="pending", created_at=clock.now())
     with r.pipeline(transaction=True) as pipe:
         # NX: a duplicate firing finds the next delivery already there and adds nothing.
         pipe.set(keys.delivery(school_id, nxt["event_id"]), json.dumps(nxt), nx=True, ex=30 * 86400)
@@ -99,7 +98,7 @@ def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRec
     staff = school.staff_member(delivery["staff_id"])
     more = staff is not None and delivery["contact_index"] + 1 < len(staff.contacts)
     if record.urgency == "P0" and delivery["event"] in STOPPED_BY_ACK and more:
-        arm(pipe, school.id, fallback_timer(delivery["event_id"]), time.time() + runtime.settings.fallback_after_seconds)
+        arm(pipe, school.id, fallback_timer(delivery["event_id"]), clock.now() + runtime.settings.fallback_after_seconds)
 
 
 # --- the morning digest: routine notifications out of hours wait for the school day -----------
@@ -125,11 +124,11 @@ def digest(school_id: str, staff_id: str) -> str:
     if not waiting:
         return "empty"
     first = waiting[0]
-    eid = event_id(first.id, "request.digest", int(time.time()), staff_id)
+    eid = event_id(first.id, "request.digest", int(clock.now()), staff_id)
     delivery = {
         "event_id": eid, "school_id": school_id, "request_id": first.id, "staff_id": staff_id, "why": "digest",
         "event": "request.digest", "urgency": first.urgency, "contact_index": 0, "attempt": 0, "state": "pending",
-        "created_at": time.time(), "request_ids": [rec.id for rec in waiting],
+        "created_at": clock.now(), "request_ids": [rec.id for rec in waiting],
     }
     with r.pipeline(transaction=True) as pipe:
         pipe.set(keys.delivery(school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
@@ -150,7 +149,7 @@ def track_outbreak(pipe: Any, school: School, record: RequestRecord) -> bool:
     the class was already alerted in it."""
     if record.category not in ("medical", "attendance") or not is_contagious(record.text):
         return False
-    now = time.time()
+    now = clock.now()
     key = keys.outbreak(record.school_id, record.class_id)
     pipe.zadd(key, {record.id: now})
     pipe.zremrangebyscore(key, 0, now - school.outbreak_window.seconds)
@@ -175,7 +174,7 @@ def outbreak_check(school_id: str, class_id: str) -> str:
         return "unknown"
     school = current[1]
     window = school.outbreak_window.seconds
-    now = time.time()
+    now = clock.now()
     key = keys.outbreak(school_id, class_id)
     r.zremrangebyscore(key, 0, now - window)
     ids = [text(i) for i in r.zrange(key, 0, -1)]

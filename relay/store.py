@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -19,7 +18,7 @@ import redis
 from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
-from relay import changes, keys
+from relay import changes, clock, keys
 
 
 class Status(StrEnum):
@@ -171,7 +170,7 @@ def transition(
                 record = RequestRecord.model_validate_json(raw)
                 pipe.multi()
                 outcome = change(record, pipe)
-                record.updated_at = iso(dt.datetime.now(dt.UTC).astimezone(_zone_of(record)))
+                record.updated_at = iso(clock.now_in(_zone_of(record)))
                 write_request(pipe, record)
                 pipe.execute()
                 changes.publish(connection, school, request_id, record.status.value)
@@ -185,4 +184,4 @@ def _zone_of(record: RequestRecord) -> dt.tzinfo:
 
 
 def now_in(record: RequestRecord) -> str:
-    return iso(dt.datetime.fromtimestamp(time.time(), _zone_of(record)))
+    return iso(clock.now_in(_zone_of(record)))

@@ -11,13 +11,12 @@ A timer never fires before its due time: it is claimed only once its score is <=
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 import redis
 from redis.client import Pipeline
 
-from relay import keys
+from relay import clock, keys
 from relay.log import log
 
 # KEYS[1] = timers zset; ARGV = now_ms, limit, lease_ms. Returns [id, due, id, due, ...].
@@ -97,7 +96,8 @@ class Scheduler:
         schools = self._schools()
         if not schools:
             return 0
-        now_ms = int((now_s if now_s is not None else time.time()) * 1000)
+        now_s = now_s if now_s is not None else clock.now()
+        now_ms = int(now_s * 1000)
         pipe = self._redis.pipeline(transaction=False)
         for school in schools:
             self._claim(keys=[keys.timers(school)], args=[now_ms, CLAIM_BATCH, CLAIM_LEASE_MS], client=pipe)
@@ -106,7 +106,7 @@ class Scheduler:
             for i in range(0, len(claimed), 2):
                 timer_id = claimed[i].decode()
                 due_s = float(claimed[i + 1]) / 1000
-                lateness = max(0.0, time.time() - due_s)
+                lateness = max(0.0, clock.now() - due_s)
                 if self._on_lateness is not None:
                     self._on_lateness(lateness)
                 if lateness > OVERDUE_SECONDS:
