@@ -26,7 +26,8 @@ def document(message: Message) -> dict[str, object]:
     return {
         "event": message.event,
         "event_id": message.event_id,
-        "request": dict(message.request),
+        # The recipient's own one-click acknowledgement link travels with the request.
+        "request": dict(message.request, **({"ack_url": message.link} if message.link else {})),
         "recipient": dict(message.recipient),
         "attempt": message.attempt,
         "sent_at": message.sent_at,
