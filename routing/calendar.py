@@ -20,7 +20,14 @@ from enum import StrEnum
 
 from routing.directory import WEEKDAYS, School
 from routing.durations import Duration
-from routing.holidays import HOLIDAY_NAMES_ZH, CalendarUnknown, NationalDay, NationalKind, is_known, national_day
+from routing.holidays import (
+    HOLIDAY_NAMES_ZH,
+    CalendarUnknown,
+    NationalDay,
+    NationalKind,
+    is_known,
+    national_day,
+)
 from routing.labels import Urgency
 
 __all__ = [

@@ -32,6 +32,7 @@ import pytest
 import redis
 import yaml
 from rq import Queue, Worker
+from rq.exceptions import NoSuchJobError
 
 from relay import embedded, tokens
 from relay.directory import load_yaml, publish
@@ -465,7 +466,10 @@ class Stack:
         live = {w.pid for w in self.live_workers()}
         for worker in Worker.all(connection=self.redis, queue=self.queues[0]):
             pid = int(worker.name.rsplit("-", 1)[1])
-            job = worker.get_current_job()
+            try:
+                job = worker.get_current_job()
+            except NoSuchJobError:  # finished (and deleted: result_ttl=0) between the listing and the fetch
+                continue
             if pid in live and job is not None and tuple(job.args) == args:
                 return pid
         return None
