@@ -169,9 +169,14 @@ class Evidence:
             for cue in self.of(kind):
                 if cue.end > hit.start:
                     break
-                close = kind == "rumour" or (
-                    hit.start - cue.end <= 15 and self.same_clause(cue.start, hit.start)
-                )
+                if kind == "rumour":
+                    # hearsay covers its own clause, or others named after it (听说隔壁班有孩子…);
+                    # 听说今天午饭有花生酱，他已经吃了: what the parent heard is not the child's state
+                    close = self.same_clause(cue.start, hit.start) or bool(
+                        self._between("third_party", cue.end, hit.start)
+                    )
+                else:
+                    close = hit.start - cue.end <= 15 and self.same_clause(cue.start, hit.start)
                 if close and not self._between("own_child", cue.end, hit.start):
                     return cue
         return None

@@ -12,6 +12,7 @@ from typing import NamedTuple
 from routing.evidence import MEDICAL, Evidence, Place, Status
 from routing.labels import Category, Urgency
 from routing.lexicon import Hit
+from routing.normalize import HIGH_FEVER_C
 
 P0, P1, P2, P3 = Urgency.P0, Urgency.P1, Urgency.P2, Urgency.P3
 
@@ -20,6 +21,8 @@ _HANDOVER_WORDS = ("接", "带走", "领走", "交给", "pick", "collect", "rele
 _DEFAULT_URGENCY = {Category.medical: P1, Category.safety: P1, Category.attendance: P1, Category.pickup: P1}
 _VICTIM_WORDS = ("我", "他", "她", "孩子", "娃", "儿子", "女儿", "him", "her", "my ")
 _SHORT = 8  # a greeting or "ok" with more than this much else to say is not just a greeting
+# at_school phrases that say the parent sent the child (a symptom before them was known at home)
+_SENT = ("去学校了", "已经去学校", "送到学校", "送学校", "正常上学", "照常上学", "去上学了", "已经上学")
 
 
 class Candidate(NamedTuple):
@@ -116,6 +119,9 @@ def _medical_live(ctx: Context, hit: Hit, kind: str) -> Candidate:
     if kind == "medical_condition":
         return Candidate(P2, 1, Category.medical, f"health information: {term} → P2")
     place, cue = ctx.place()
+    if place is Place.away and kind == "contagious" and (measure := _first(ev, "class_measures")):
+        reason = f"contagious illness: {term}, child at home, class measures asked ({measure.term}) → P1"
+        return Candidate(P1, 1, Category.medical, reason)
     if place is Place.away:
         return Candidate(
             P1, 2, Category.attendance, f"medical: {term}, child away from school{_cue(cue)} → P1 attendance"
@@ -134,9 +140,23 @@ def _medical_live(ctx: Context, hit: Hit, kind: str) -> Candidate:
         if place is Place.school and (urgent := ev.of("urgent")):
             return Candidate(P0, 1, Category.medical, f"medical: {term} at school with {urgent[0].term} → P0")
         return Candidate(P1, 1, Category.medical, f"medical: {term}, minor → P1")
+    if place is Place.school and _sent_knowing(ev, hit, cue):
+        return Candidate(P1, 1, Category.medical, f"medical: {term}, sent to school with it{_cue(cue)} → P1")
     if place is Place.school:
         return Candidate(P0, 1, Category.medical, f"medical: {term} at school now{_cue(cue)} → P0")
     return Candidate(P0, 1, Category.medical, f"medical: {term}, place unclear → higher urgency P0")
+
+
+def _sent_knowing(ev: Evidence, hit: Hit, cue: Hit | None) -> bool:
+    """有点低烧，我让她去学校了: a symptom known at home before the child was sent is a watch
+    request, unless something says it is worse now (现在, 急, the school called, a high reading)."""
+    return (
+        cue is not None
+        and cue.term in _SENT
+        and hit.end <= cue.start
+        and not ev.has("current", "urgent", "school_call")
+        and not any(t.celsius >= HIGH_FEVER_C for t in ev.temperatures)
+    )
 
 
 # --- safety
@@ -237,6 +257,21 @@ def _harm(ev: Evidence, hit: Hit) -> list[Candidate]:
     return [Candidate(P0, 0, Category.safety, f"safety: {hit.term}, now or time unclear → P0")]
 
 
+def _hurt_now(ev: Evidence, hazard: Hit) -> Hit | None:
+    """水管爆了，有小朋友被烫伤了: a hazard that is hurting someone (any child) is happening now."""
+    away = ev.place()[0] is Place.away
+    for hit in ev.of("medical_acute"):
+        if hit.start < hazard.start or not ev.same_sentence(hazard.start, hit.start):
+            continue
+        if away and not ev.other_child(hit):
+            continue  # 栏杆松了，孩子发烧在家: the own child's illness at home is not the hazard's doing
+        if not (
+            ev.negation(hit) or ev.resolution(hit) or ev.past(hit) or ev.earlier(hit) or ev.hypothetical(hit)
+        ):
+            return hit
+    return None
+
+
 def _victim_named(words: str) -> bool:
     """有几个同学把他锁在…, 有人打了我家孩子: others did it, to the parent's child."""
     return any(word in words for word in _VICTIM_WORDS)
@@ -247,6 +282,10 @@ def _hazard(ev: Evidence, hit: Hit) -> list[Candidate]:
         return []
     if now := (ev.of("current") or ev.of("urgent")):
         return [Candidate(P0, 0, Category.safety, f"safety hazard: {hit.term}, {now[0].term} → P0")]
+    if hurt := _hurt_now(ev, hit):
+        return [
+            Candidate(P0, 2, Category.safety, f"safety hazard: {hit.term}, someone hurt ({hurt.term}) → P0")
+        ]
     if cue := ev.today():
         return [Candidate(P1, 0, Category.safety, f"safety hazard: {hit.term}, today{_cue(cue)} → P1")]
     return [Candidate(P2, 1, Category.safety, f"safety hazard: {hit.term} → P2")]
@@ -306,8 +345,8 @@ def routine(ctx: Context) -> list[Candidate]:
 def _today_or_later(ev: Evidence, kinds: tuple[str, ...], order: int, category: Category) -> list[Candidate]:
     """An absence or a pickup change today is P1; for a later day, or asked about, it is routine."""
     for hit in ev.of_any(kinds):
-        if category is Category.attendance and ev.negation(hit):
-            continue
+        if category is Category.attendance and (ev.negation(hit) or ev.past(hit)):
+            continue  # 没请假; 上周请了病假 (an absence that is over asks nothing today)
         if cue := ev.hypothetical(hit):
             return [Candidate(P2, 6, category, f"{category.value} question: {hit.term}{_cue(cue)} → P2")]
         asked = _first(ev, "process_question") or ev.rule_question() or _first(ev, "feedback")

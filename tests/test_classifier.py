@@ -324,3 +324,43 @@ def test_no_emergency_missed_on_the_held_out_set() -> None:
     figures = _figures(HOLDOUT)
     assert figures["P0 recall"] >= 0.99
     assert figures["under-triage"] <= 0.05
+
+
+# --- generality: a set written from the label conventions alone, before reading the lexicons
+
+FRESH = DATA / "triage_fresh.jsonl"
+
+
+@pytest.mark.skipif(not FRESH.exists(), reason="the fresh labelled set is not there")
+def test_quality_aims_on_the_fresh_set() -> None:
+    figures = _figures(FRESH)
+    assert figures["P0 recall"] >= 0.99
+    assert figures["under-triage"] <= 0.02
+    assert figures["over-triage"] <= 0.10
+    assert figures["category accuracy"] >= 0.90
+
+
+@pytest.mark.parametrize(
+    ("text", "urgency", "category"),
+    [
+        # what the parent heard is about lunch, not about another child
+        ("听说今天午饭有虾，她对虾过敏，刚才说嘴巴很痒脸也肿了", P0, medical),
+        ("听说三年级有个孩子从楼梯上摔下来了，严重吗", P2, medical),
+        # "跟班主任说一下" is the parent telling the school, not the school calling
+        ("麻烦跟班主任说一下，孩子今天拉肚子在家休息", P1, attendance),
+        # a symptom known at home before the child was sent: watch today
+        ("今早她说头有点疼，吃了早饭已经去学校了，老师帮忙看着点", P1, medical),
+        ("孩子早上有点发烧已经送到学校了，刚才老师打电话说烧到39度了", P0, medical),
+        # a hazard that is hurting someone is happening now
+        ("教学楼门口的玻璃门碎了一地，好几个孩子被划伤了", P0, safety),
+        ("楼梯扶手松了，上周有个孩子摔伤了，希望修一下", P2, safety),
+        # a contagious illness at home with class measures asked: a notice for the nurse
+        ("孩子得了流感，在家休息，麻烦教室消毒一下", P1, medical),
+        # "might be measles" hedges the diagnosis, not the absence
+        ("Max might be coming down with chickenpox, so he's staying home today", P1, attendance),
+        # an absence that is over asks nothing today
+        ("孩子上周请病假，缺的课能发一下课件吗", P2, academic),
+    ],
+)
+def test_general_fixes_from_the_fresh_set(text: str, urgency: Urgency, category: Category) -> None:
+    check(text, urgency, category)
