@@ -12,6 +12,8 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,27 +48,130 @@ def _digest(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()
 
 
-def publish(connection: redis.Redis, directory: Directory) -> dict[str, int]:
-    """Make each school's directory the current version; an unchanged school keeps its version."""
-    versions: dict[str, int] = {}
-    for school in directory.schools:
-        document = school.model_dump_json()
-        digest = _digest(document)
-        current = connection.get(keys.directory_current(school.id))
-        if current is not None:
-            stored = connection.get(keys.directory_version(school.id, int(current)))
-            if stored is not None and json.loads(stored).get("digest") == digest:
-                versions[school.id] = int(current)
+# How many versions of a school are kept for restoring; older ones are deleted as new ones arrive.
+KEEP_VERSIONS = 50
+
+
+@dataclass(frozen=True)
+class Published:
+    version: int
+    school: School
+    changed: bool  # False: the content equalled the current version, which stays current
+    previous: int | None
+
+
+def check_school(school: School) -> list[Problem]:
+    """`relay config check`'s shapes and references, on one school as a whole directory."""
+    _, problems = check_config({"schools": [school.model_dump(mode="json")]})
+    return problems
+
+
+def _current(connection: Any, school_id: str) -> tuple[int, str, School] | None:
+    current = connection.get(keys.directory_current(school_id))
+    stored = connection.get(keys.directory_version(school_id, int(current))) if current is not None else None
+    if current is None or stored is None:
+        return None
+    data = json.loads(stored)
+    return int(current), data["digest"], School.model_validate_json(data["school"])
+
+
+def publish_school(connection: redis.Redis, school_id: str, change: Callable[[School | None], School],
+                   by: str | None = None, note: str | None = None) -> Published:
+    """Make `change(current school)` the school's current version in one switch, checked first.
+
+    Runs in a WATCH / MULTI / EXEC loop like a request's state change: when someone else publishes
+    meanwhile, `change` runs again on their version, so no edit is lost and nobody's settings are
+    overwritten by a stale copy. `change` raises ConfigError to refuse; nothing is written then.
+    """
+    current_key, seq_key = keys.directory_current(school_id), keys.directory_seq(school_id)
+    with connection.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(current_key, seq_key)
+                current = _current(pipe, school_id)
+                school = change(current[2] if current else None)
+                if school.id != school_id:
+                    raise ConfigError([Problem("id", f"the school id must stay {school_id!r}")])
+                problems = check_school(school)
+                if problems:
+                    raise ConfigError(problems)
+                document = school.model_dump_json()
+                digest = _digest(document)
+                if current is not None and current[1] == digest:
+                    pipe.unwatch()
+                    return Published(current[0], current[2], False, current[0])
+                version = max(int(pipe.get(seq_key) or 0), current[0] if current else 0) + 1
+                at = time.time()
+                snapshot = {"version": version, "digest": digest, "published_at": at, "by": by, "note": note,
+                            "school": document}
+                about = {"version": version, "published_at": at, "by": by, "note": note,
+                         "students": len(school.students), "staff": len(school.staff), "classes": len(school.classes)}
+                pipe.multi()
+                pipe.set(keys.directory_version(school_id, version), json.dumps(snapshot, ensure_ascii=False))
+                pipe.set(seq_key, version)
+                pipe.set(current_key, version)  # the switch: readers see the old version or the new, never a mix
+                pipe.sadd(keys.SCHOOLS, school_id)
+                pipe.zadd(keys.directory_versions(school_id), {json.dumps(about, ensure_ascii=False): version})
+                if version > KEEP_VERSIONS:
+                    pipe.zremrangebyscore(keys.directory_versions(school_id), 0, version - KEEP_VERSIONS)
+                    pipe.delete(keys.directory_version(school_id, version - KEEP_VERSIONS))
+                pipe.execute()
+                return Published(version, school, True, current[0] if current else None)
+            except redis.WatchError:
                 continue
-        version = int(connection.incr(keys.directory_current(school.id) + ":seq"))
-        snapshot = json.dumps({"version": version, "digest": digest, "published_at": time.time(), "school": document})
-        with connection.pipeline(transaction=True) as pipe:
-            pipe.set(keys.directory_version(school.id, version), snapshot)
-            pipe.set(keys.directory_current(school.id), version)
-            pipe.sadd(keys.SCHOOLS, school.id)
-            pipe.execute()
-        versions[school.id] = version
-    return versions
+
+
+def publish(connection: redis.Redis, directory: Directory, by: str | None = None,
+            note: str | None = None) -> dict[str, int]:
+    """Make each school's directory the current version; an unchanged school keeps its version."""
+    return {school.id: publish_school(connection, school.id, as_written(school), by, note).version
+            for school in directory.schools}
+
+
+def as_written(school: School) -> Callable[[School | None], School]:
+    """The change that makes `school` current, whatever the current version holds."""
+    return lambda _: school
+
+
+def snapshot(connection: redis.Redis, school_id: str, version: int) -> School | None:
+    stored = connection.get(keys.directory_version(school_id, version))
+    return School.model_validate_json(json.loads(stored)["school"]) if stored is not None else None
+
+
+def current_version(connection: redis.Redis, school_id: str) -> tuple[int, School] | None:
+    """The current version read from Redis itself (not a process's cache), for administration."""
+    found = _current(connection, school_id)
+    return (found[0], found[2]) if found else None
+
+
+def restore(connection: redis.Redis, school_id: str, version: int, by: str | None = None) -> Published:
+    """Publish what `version` held as a new version (numbers only grow, so every process notices)."""
+    old = snapshot(connection, school_id, version)
+    if old is None:
+        raise ConfigError([Problem(f"version {version}", "no such version (or no longer kept)")])
+    return publish_school(connection, school_id, lambda _: old, by, f"restore:{version}")
+
+
+def versions(connection: redis.Redis, school_id: str, limit: int = KEEP_VERSIONS) -> list[dict[str, Any]]:
+    """The kept versions, newest first: version, published_at, by, note, and the roster's size."""
+    members: list[Any] = connection.zrevrange(keys.directory_versions(school_id), 0, limit - 1)
+    listed = [json.loads(m) for m in members]
+    found = _current(connection, school_id)
+    if found is not None and not any(v["version"] == found[0] for v in listed):
+        # Published before versions were listed: still shown, so it can be restored.
+        school = found[2]
+        listed.insert(0, {"version": found[0], "published_at": None, "by": None, "note": None,
+                          "students": len(school.students), "staff": len(school.staff), "classes": len(school.classes)})
+    current = found[0] if found else None
+    for item in listed:
+        item["current"] = item["version"] == current
+    return listed
+
+
+def export_yaml(schools: list[School]) -> str:
+    """Schools as a configuration file that `relay config apply` reads back to the same content."""
+    document = {"schools": [school.model_dump(mode="json", exclude_none=True) for school in schools]}
+    return yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=200)
 
 
 class Directories:

@@ -11,6 +11,31 @@ def directory_version(school: str, version: int) -> str:
     return f"relay:{school}:directory:v:{version}"
 
 
+def directory_seq(school: str) -> str:
+    """The last version number handed out (a restored version is published under a new number)."""
+    return f"relay:{school}:directory:current:seq"
+
+
+def directory_versions(school: str) -> str:
+    """What each kept version is (JSON: who published it, why, how big), by version number."""
+    return f"relay:{school}:directory:versions"
+
+
+def directory_seeded(school: str) -> str:
+    """Digest of the school as RELAY_CONFIG last wrote it: an unchanged file is not published again at start."""
+    return f"relay:{school}:directory:seeded"
+
+
+def staged_import(school: str, import_id: str) -> str:
+    """A checked roster import waiting for an administrator to apply it."""
+    return f"relay:{school}:admin:import:{import_id}"
+
+
+def admin_log(school: str) -> str:
+    """The school's administration changes, newest first (JSON entries)."""
+    return f"relay:{school}:admin_log"
+
+
 def request(school: str, request_id: str) -> str:
     return f"relay:{school}:request:{request_id}"
 
@@ -21,6 +46,11 @@ def timeline(school: str, request_id: str) -> str:
 
 def guardian_requests(school: str, guardian_id: str) -> str:
     return f"relay:{school}:guardian:{guardian_id}:requests"
+
+
+def school_requests(school: str) -> str:
+    """Every request of the school by creation time (score: epoch seconds): what reports read a week from."""
+    return f"relay:{school}:requests"
 
 
 def open_requests(school: str) -> str:
@@ -98,3 +128,44 @@ def sign_in_requests(school: str, staff_id: str) -> str:
 def canned_replies(school: str) -> str:
     """A school's own canned replies (JSON), replacing the defaults in relay/canned_replies.yaml."""
     return f"relay:{school}:canned_replies"
+
+
+# Trust (relay/bindings.py, relay/refresh_tokens.py, relay/audit.py) -----------------------------
+
+
+def binding(school: str, openid_digest: str) -> str:
+    """A WeChat user bound to a guardian (keyed by a digest: the openid itself is never stored)."""
+    return f"relay:{school}:binding:{openid_digest}"
+
+
+def guardian_bindings(school: str, guardian_id: str) -> str:
+    """The openid digests bound to one guardian (so that their data can be deleted)."""
+    return f"relay:{school}:guardian:{guardian_id}:bindings"
+
+
+def binding_code(school: str, code_digest: str) -> str:
+    """A one-time binding code the school handed to a guardian, not used yet."""
+    return f"relay:{school}:binding-code:{code_digest}"
+
+
+def refresh_token(school: str, token_digest: str) -> str:
+    return f"relay:{school}:refresh:{token_digest}"
+
+
+def refresh_token_used(school: str, token_digest: str) -> str:
+    """A refresh token already rotated: presenting it again means it was stolen."""
+    return f"relay:{school}:refresh-used:{token_digest}"
+
+
+def guardian_refresh_tokens(school: str, guardian_id: str) -> str:
+    return f"relay:{school}:guardian:{guardian_id}:refresh"
+
+
+def audit(school: str) -> str:
+    """Stream of staff actions {at, staff_id, action, request_id}: written by actions only, read by operators."""
+    return f"relay:{school}:audit"
+
+
+# Rate-limit counters are not school data (a client address has no school): `limits` keeps them
+# under this prefix, each expiring with its window.
+RATE_LIMITS_PREFIX = "relay:limits"

@@ -1,0 +1,340 @@
+"""School administration at run time, against `relay serve` and `relay worker` subprocesses and a real Redis.
+
+A change is published as a new directory version; every process plans against it within about a
+second, without a restart; a request is planned against one version, which its record and its
+"received" entry name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from admin_support import AdminStack, admin_document, today, workbook_bytes
+from conftest import RELAY, ROOT, WebhookReceiver, wait_until
+from openpyxl import load_workbook
+
+from relay import roster_files
+from relay.directory import load_yaml
+from routing.directory import School
+
+
+@pytest.fixture(scope="module")
+def admin_stack(redis_url: str, receiver: WebhookReceiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminStack]:
+    stack = AdminStack(redis_url, receiver, tmp_path_factory.mktemp("admin"))
+    try:
+        yield stack
+    finally:
+        stack.close()
+
+
+def _roster_of(admin_stack: AdminStack, school_id: str, students: int, academic_affairs: str) -> bytes:
+    """The school's roster as a workbook, with `students` more students and class c1 given to `academic_affairs`."""
+    document = admin_document(school_id, admin_stack.receiver.url)
+    document["classes"][0]["academic_affairs"] = academic_affairs
+    for n in range(students):
+        document["students"].append({"id": f"s-{5000 + n}", "name": f"学生{n}", "class_id": "c1",
+                                     "guardians": [{"id": f"g-{5000 + n}", "name": f"家长{n}",
+                                                    "phone": f"+86139{n:08d}", "relation": "mother"}]})
+    return roster_files.workbook(School.model_validate(document))
+
+
+def _check(client: httpx.Client, headers: dict[str, str], content: bytes, name: str = "roster.xlsx") -> httpx.Response:
+    return client.post("/v1/admin/roster/check", files={"file": (name, content)}, headers=headers)
+
+
+def test_a_new_version_reaches_the_api_and_the_worker_within_a_second(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    first = admin_stack.submit(school_id, "今天放学我来接孩子，改为爷爷接")
+    assert first["owner"] == "aa"
+    # v2: aa on leave today with the duty leader as backup, whose webhook moves to a new path.
+    document = admin_document(school_id, admin_stack.receiver.url)
+    duty = next(s for s in document["staff"] if s["id"] == "duty")
+    duty["contacts"] = [{"channel": "webhook", "url": f"{admin_stack.receiver.url}/{school_id}/duty-v2"}]
+    aa = next(s for s in document["staff"] if s["id"] == "aa")
+    aa["leave"] = [{"start": today().isoformat(), "end": (today() + dt.timedelta(days=1)).isoformat(), "backup": "duty"}]
+    # Published by another process (this one, as another API replica or `relay config apply` would):
+    # the API and the worker learn of it only through their once-a-second refresh.
+    version = admin_stack.publish(document)
+    view, seconds = admin_stack.version_seen(school_id, version, "今天放学我来接孩子，改为爷爷接")
+    print(f"\nv{version} published elsewhere: the API planned against it after {seconds * 1000:.0f} ms")
+    assert seconds < 2.5, "Directories refreshes every second: a new version is used within about a second"
+    assert view["owner"] == "duty"
+    received = next(e for e in view["timeline"] if e["kind"] == "received")
+    assert received.get("directory_version", version) == version
+    # The worker delivers to the contact of the version the request was planned against.
+    admin_stack.receiver.wait_for(lambda p: p.path == f"/{school_id}/duty-v2" and p.json()["request"]["id"] == view["id"],
+                                  timeout=10, what="the notification at the new version's contact")
+
+
+def test_an_import_applied_while_parents_submit_never_plans_against_half_a_directory(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    before = admin_stack.client.get("/v1/admin/directory", headers=headers).json()["version"]
+    checked = _check(admin_stack.client, headers, _roster_of(admin_stack, school_id, 1200, "aa2"))
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["summary"]["students"] == {"total": 1203, "added": 1200, "removed": 0}
+
+    stop = threading.Event()
+    made: list[str] = []
+    failures: list[str] = []
+
+    def parents() -> None:
+        with httpx.Client(base_url=admin_stack.url, timeout=15) as client:
+            while not stop.is_set():
+                try:
+                    made.append(admin_stack.submit(school_id, client=client)["id"])
+                except AssertionError as exc:
+                    failures.append(str(exc))
+
+    thread = threading.Thread(target=parents)
+    thread.start()
+    try:
+        wait_until(lambda: len(made) >= 5, 10, "requests before the import")
+        started = time.perf_counter()
+        applied = admin_stack.client.post(f"/v1/admin/roster/{checked.json()['import_id']}/apply", headers=headers)
+        assert applied.status_code == 200, applied.text
+        print(f"\napplied a 1,203-student import over HTTP in {(time.perf_counter() - started) * 1000:.0f} ms")
+        after = applied.json()["version"]
+        assert applied.json()["previous_version"] == before
+        count = len(made)
+        wait_until(lambda: any(admin_stack.record(school_id, r)["directory_version"] == after for r in made[count:]),
+                   10, "requests planned against the imported version")
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert not failures, failures[:3]
+    owner_in = {before: "aa", after: "aa2"}
+    versions: dict[int, int] = {}
+    for request_id in made:
+        record = admin_stack.record(school_id, request_id)
+        versions[record["directory_version"]] = versions.get(record["directory_version"], 0) + 1
+        assert record["directory_version"] in owner_in, record["directory_version"]
+        assert record["owner"] == owner_in[record["directory_version"]], record
+        received = admin_stack.timeline(school_id, request_id)[0]
+        assert received["kind"] == "received" and received["directory_version"] == record["directory_version"]
+    print(f"\n{len(made)} requests during the import: {versions}")
+    assert versions.get(before) and versions.get(after)
+    # The imported students can write at once.
+    assert admin_stack.client.get("/v1/admin/directory", headers=headers).json()["school"]["students"][-1]["id"] == "s-6199"
+
+
+def test_leave_sends_new_requests_to_the_backup_and_moves_open_ones(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    open_one = admin_stack.submit(school_id)
+    assert open_one["owner"] == "aa"
+    leave = {"staff_id": "aa", "start": today().isoformat(), "end": (today() + dt.timedelta(days=2)).isoformat(),
+             "backup": "duty", "move_open": True}
+    response = admin_stack.client.post("/v1/admin/leave", json=leave, headers=headers)
+    assert response.status_code == 200, response.text
+    assert open_one["id"] in response.json()["moved"]
+    moved = admin_stack.record(school_id, open_one["id"])
+    assert moved["owner"] == "duty"
+    entry = next(e for e in admin_stack.timeline(school_id, open_one["id"]) if e["kind"] == "reassigned")
+    assert entry["by"] == "adm" and entry["previous_owner"] == "aa" and "请假" in entry["reason"]
+
+    view, _ = admin_stack.version_seen(school_id, response.json()["version"])
+    assert view["owner"] == "duty", "while aa is on leave, their new requests go to the named backup"
+
+    overlapping = admin_stack.client.post("/v1/admin/leave", json=leave, headers=headers)
+    assert overlapping.status_code == 409 and overlapping.json()["error"]["code"] == "overlapping_leave"
+    unknown = admin_stack.client.post("/v1/admin/leave", json=leave | {"backup": "nobody", "start": "2031-01-01",
+                                                                         "end": "2031-01-02"}, headers=headers)
+    assert unknown.status_code == 404
+
+    cancelled = admin_stack.client.post("/v1/admin/leave/cancel", json={"staff_id": "aa", "start": leave["start"]},
+                                        headers=headers)
+    assert cancelled.status_code == 200, cancelled.text
+    view, _ = admin_stack.version_seen(school_id, cancelled.json()["version"])
+    assert view["owner"] == "aa"
+    log = admin_stack.client.get("/v1/admin/log", headers=headers).json()["changes"]
+    assert [c["action"] for c in log[:3]] == ["leave_cancelled", "requests_moved", "leave_added"]
+    audit = [fields or {} for _, fields in admin_stack.redis.xrange(f"relay:{school_id}:audit") or []]
+    assert {b"action": b"admin.leave_added", b"staff_id": b"adm"}.items() <= {
+        k: v for e in audit for k, v in e.items() if e.get(b"action") == b"admin.leave_added"}.items()
+
+
+def test_a_class_reassigned_then_the_previous_version_restored(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    first = admin_stack.client.get("/v1/admin/directory", headers=headers).json()["version"]
+    open_one = admin_stack.submit(school_id)
+    changed = admin_stack.client.post("/v1/admin/classes/c1/academic-affairs", json={"to": "aa2", "move_open": True},
+                                      headers=headers)
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["moved"] == [open_one["id"]]
+    assert admin_stack.record(school_id, open_one["id"])["owner"] == "aa2"
+    view, _ = admin_stack.version_seen(school_id, changed.json()["version"])
+    assert view["owner"] == "aa2"
+    refused = admin_stack.client.post("/v1/admin/classes/c1/academic-affairs", json={"to": "hr"}, headers=headers)
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "not_academic_affairs"
+
+    restored = admin_stack.client.post(f"/v1/admin/versions/{first}/restore", headers=headers)
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["version"] > changed.json()["version"]
+    view, _ = admin_stack.version_seen(school_id, restored.json()["version"])
+    assert view["owner"] == "aa" and view["directory_version"] == restored.json()["version"]
+    listed = admin_stack.client.get("/v1/admin/versions", headers=headers).json()["versions"]
+    assert listed[0]["current"] and listed[0]["note"] == f"restore:{first}"
+    assert [v["version"] for v in listed] == sorted((v["version"] for v in listed), reverse=True)
+    gone = admin_stack.client.post("/v1/admin/versions/9999/restore", headers=headers)
+    assert gone.status_code == 422 and gone.json()["problems"]
+
+
+def test_settings_are_checked_like_config_check_before_publishing(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    now = admin_stack.client.get("/v1/admin/settings", headers=headers).json()
+    bad = admin_stack.client.put("/v1/admin/settings", headers=headers, json={
+        "hours": {"mon": "17:00-08:00"}, "sla": {"P0": {"ack_within": 5, "escalation": [
+            {"after": "2m", "notify": ["staff:nobody"]}]}}})
+    assert bad.status_code == 422
+    assert {p["where"] for p in bad.json()["problems"]} >= {"hours", "sla.P0.ack_within"}
+    roster = admin_stack.client.put("/v1/admin/settings", headers=headers, json={"students": []})
+    assert roster.status_code == 422 and roster.json()["problems"][0]["where"] == "students"
+    assert admin_stack.client.get("/v1/admin/settings", headers=headers).json()["version"] == now["version"]
+
+    closures = [{"start": "2031-05-22", "reason": "春季运动会"}]
+    good = admin_stack.client.put("/v1/admin/settings", headers=headers,
+                                  json={"closures": closures, "hours": {"mon": "07:40-16:30"}})
+    assert good.status_code == 200, good.text
+    saved = admin_stack.client.get("/v1/admin/settings", headers=headers).json()
+    assert saved["settings"]["closures"] == closures and saved["settings"]["hours"] == {"mon": "07:40-16:30"}
+    assert len(admin_stack.client.get("/v1/admin/directory", headers=headers).json()["school"]["students"]) == 3
+
+
+def test_only_a_schools_own_administrators_change_its_directory(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    other_id = admin_stack.new_school(with_admin=False)
+    client = admin_stack.client
+    teacher = client.get("/v1/admin/versions", headers=admin_stack.staff(school_id, "aa"))
+    assert teacher.status_code == 403 and teacher.json()["error"]["code"] == "forbidden"
+    for path, body in (("/v1/admin/leave", {"staff_id": "aa", "start": "2031-01-01", "end": "2031-01-02",
+                                            "backup": "aa2"}),
+                       ("/v1/admin/classes/c1/academic-affairs", {"to": "aa2"})):
+        refused = client.post(path, json=body, headers=admin_stack.staff(school_id, "aa"))
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert client.get("/v1/admin/versions", headers=admin_stack.parent(school_id)).status_code == 403
+    assert client.get("/v1/admin/versions").status_code == 401
+    # The principal administers too; each sees their own school only, which no URL can name.
+    mine = client.get("/v1/admin/directory", headers=admin_stack.staff(school_id, "principal")).json()
+    theirs = client.get("/v1/admin/directory", headers=admin_stack.staff(other_id, "principal")).json()
+    assert mine["school_id"] == school_id and theirs["school_id"] == other_id
+    # adm is an administrator of one school only: a token naming the other is not anyone there.
+    assert client.get("/v1/admin/directory", headers=admin_stack.staff(other_id, "adm")).status_code == 401
+    replaced = client.put("/v1/admin/directory", headers=admin_stack.staff(school_id),
+                          json=admin_document(other_id, admin_stack.receiver.url))
+    assert replaced.status_code == 422
+    assert client.get("/v1/admin/versions", headers=admin_stack.staff(other_id, "principal")).json()["versions"][0][
+        "version"] == theirs["version"]
+
+    # The pages: same sign-in as /staff; a teacher is told no (403), an administrator gets in.
+    with httpx.Client(base_url=admin_stack.url, timeout=15) as pages:
+        _sign_in(pages, school_id, "aa")
+        denied = pages.get("/admin")
+        assert denied.status_code == 403 and "没有权限" in denied.text
+        assert pages.get("/admin/roster/template.xlsx").status_code == 403
+    with httpx.Client(base_url=admin_stack.url, timeout=15) as pages:
+        assert pages.get("/admin").status_code == 303  # not signed in: to the sign-in page
+        _sign_in(pages, school_id, "adm")
+        assert pages.get("/admin").status_code == 200
+        assert pages.post("/admin/versions/1/restore", data={"csrf": "forged"}).status_code == 403
+
+
+def _sign_in(pages: httpx.Client, school_id: str, staff_id: str) -> str:
+    from conftest import caller_token
+
+    response = pages.get("/staff/login", params={"token": caller_token("staff", staff_id, school_id)})
+    assert response.status_code == 303, response.text
+    page = pages.get("/staff")
+    marker = 'name="csrf" content="'
+    return page.text.split(marker, 1)[1].split('"', 1)[0]
+
+
+def test_the_admin_pages_import_leave_and_settings(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    with httpx.Client(base_url=admin_stack.url, timeout=15) as pages:
+        csrf = _sign_in(pages, school_id, "adm")
+        assert "学校管理" in pages.get("/admin").text
+        template = pages.get("/admin/roster/template.xlsx")
+        assert template.status_code == 200
+        assert {"学生", "教职工", "班级"} <= set(load_workbook(io.BytesIO(template.content)).sheetnames)
+        assert pages.get("/admin/roster/template/students.csv").content.startswith("\ufeff学号".encode())
+
+        book = load_workbook(io.BytesIO(pages.get("/admin/roster/current.xlsx").content))
+        book["学生"].append(["s-9", "新同学", "不存在的班", "新妈妈", "1380000", "妈妈"])
+        bad = pages.post("/admin/roster/check", data={"csrf": csrf},
+                         files={"file": ("roster.xlsx", workbook_bytes(book))})
+        assert bad.status_code == 422
+        assert "未知班级「不存在的班」" in bad.text and "电话号码格式不对：1380000" in bad.text
+
+        book = load_workbook(io.BytesIO(pages.get("/admin/roster/current.xlsx").content))
+        book["学生"].append(["s-9", "新同学", "三年级2班", "新妈妈", "138 0000 0009", "妈妈"])
+        good = pages.post("/admin/roster/check", data={"csrf": csrf},
+                          files={"file": ("roster.xlsx", workbook_bytes(book))})
+        assert good.status_code == 200 and "检查通过" in good.text
+        import_id = good.text.split('name="import_id" value="', 1)[1].split('"', 1)[0]
+        applied = pages.post("/admin/roster/apply", data={"csrf": csrf, "import_id": import_id})
+        assert applied.status_code == 303 and applied.headers["location"].startswith("/admin?done=import")
+        school = admin_stack.client.get("/v1/admin/directory", headers=admin_stack.staff(school_id)).json()["school"]
+        assert school["students"][-1]["guardians"][0]["phone"] == "+8613800000009"
+        again = pages.post("/admin/roster/apply", data={"csrf": csrf, "import_id": import_id})
+        assert again.status_code == 409 and "已过期或已应用" in again.text
+
+        leave = pages.post("/admin/leave", data={"csrf": csrf, "staff_id": "aa", "start": "2031-03-02",
+                                                 "end": "2031-03-06", "backup": "aa2"})
+        assert leave.status_code == 303
+        assert "2031-03-06" in pages.get("/admin/leave").text
+        classes = pages.get("/admin/classes")
+        assert "三年级2班" in classes.text and 'action="/admin/classes/c1"' in classes.text
+        assert "/admin/classes" in pages.get("/staff/workload").text
+
+        broken = pages.post("/admin/settings", data={"csrf": csrf, "settings": "hours:\n  mon: 25:00-26:00\n"})
+        assert broken.status_code == 422 and "hours" in broken.text
+        saved = pages.post("/admin/settings", data={"csrf": csrf, "settings": "closures:\n- {start: 2031-06-01, reason: 儿童节}\n"})
+        assert saved.status_code == 303
+        overview = pages.get("/admin")
+        assert "修改作息/停课/时限" in overview.text and "导入名单" in overview.text and "恢复为新版本" in overview.text
+
+
+def test_config_apply_and_export(admin_stack: AdminStack, tmp_path: Any) -> None:
+    school_id = admin_stack.new_school()
+    env = admin_stack.env
+
+    def relay(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([RELAY, "config", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    exported = relay("export", "--school", school_id)
+    assert exported.returncode == 0, exported.stderr
+    path = tmp_path / "school.yaml"
+    path.write_text(exported.stdout, encoding="utf-8")
+    unchanged = relay("apply", str(path))
+    assert unchanged.returncode == 0, unchanged.stderr
+    line = json.loads(unchanged.stdout)
+    assert line["school_id"] == school_id and line["changed"] is False
+
+    school_class = load_yaml(path).schools[0].school_class("c1")
+    assert school_class is not None and school_class.academic_affairs == "aa"
+    path.write_text(exported.stdout.replace("academic_affairs: aa\n", "academic_affairs: aa2\n"), encoding="utf-8")
+    started = time.monotonic()
+    applied = relay("apply", str(path))
+    assert applied.returncode == 0, applied.stderr
+    version = json.loads(applied.stdout)["version"]
+    assert version == line["version"] + 1
+    view, _ = admin_stack.version_seen(school_id, version)
+    print(f"\nrelay config apply → planned against v{version} after {time.monotonic() - started:.2f} s")
+    assert view["owner"] == "aa2"
+
+    path.write_text(exported.stdout.replace("academic_affairs: aa\n", "academic_affairs: nobody\n"), encoding="utf-8")
+    refused = relay("apply", str(path))
+    assert refused.returncode == 1 and "unknown staff 'nobody'" in refused.stdout
+    assert json.loads(relay("versions", "--school", school_id).stdout.splitlines()[0])["version"] == version
