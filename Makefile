@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint eval bench install clean
+.PHONY: dev test lint eval bench bench-timers replay install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,16 @@ test: lint
 eval: $(STAMP)
 	$(BIN)/relay eval tests/data/triage_dev.jsonl --quiet
 
+# A school week (example school, ~1,200 students) replayed through the real system on a simulated clock;
+# figures in docs/replay/summary.json and PNGs beside it.
+replay: $(STAMP)
+	$(BIN)/relay simulate --out docs/replay
+
 bench: $(STAMP)
 	$(BIN)/python tests/bench/intake_bench.py
+
+bench-timers: $(STAMP)
+	$(BIN)/python tests/bench/timer_bench.py
 
 clean:
 	rm -rf $(VENV) .relay .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,6 @@
 """Staff actions on a request, each one atomic state change with its timeline entry.
 
+Each action appends to the school's audit log in the same transaction (relay/audit.py).
 Acknowledging disarms every escalation timer in the same transaction; pending
 notifications that an acknowledgement makes pointless check the status before
 they send, so nothing pages anyone after an ack.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relay import clock, store
+from relay import audit, clock, store
 from relay.log import log
 from relay.notices import queue_notice
 from relay.runtime import Runtime
@@ -34,8 +35,9 @@ def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, sta
     record.acknowledged_by = staff_id
     _stop_escalation(pipe, record)
     add_timeline(pipe, record, "acknowledged", at, by=staff_id, via=via)
-    if via in ("api", "link", "page"):
-        # The person who acknowledged hears that it is theirs now ("已确认，由您处理").
+    if via in ("api", "link", "page") and record.urgency in ("P0", "P1"):
+        # The person who acknowledged an urgent request hears that it is theirs now ("已确认，由您处理");
+        # for routine ones the page they acted on says so, and a message would only add noise.
         queue_notice(pipe, runtime, record, staff_id, "acknowledger", "request.ack_confirmed")
     arm_reminder(pipe, school, record)
     return True
@@ -58,6 +60,7 @@ def _run(runtime: Runtime, school: School, request_id: str, change: Any) -> Requ
 
 def acknowledge(runtime: Runtime, school: School, request_id: str, staff_id: str, via: str = "api") -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
+        audit.record(pipe, school.id, staff_id, "ack", record.id)
         if _ack(pipe, runtime, school, record, staff_id, via):
             log.info("acknowledged", request_id=record.id, school_id=school.id, staff_id=staff_id, via=via)
 
@@ -67,6 +70,7 @@ def acknowledge(runtime: Runtime, school: School, request_id: str, staff_id: str
 def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
+        audit.record(pipe, school.id, staff_id, "claim", record.id)
         _ack(pipe, runtime, school, record, staff_id, "claim")
         if record.owner != staff_id:
             add_timeline(pipe, record, "claimed", now_in(record), by=staff_id, previous_owner=record.owner)
@@ -78,6 +82,7 @@ def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> R
 def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text: str) -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
+        audit.record(pipe, school.id, staff_id, "reply", record.id)
         _ack(pipe, runtime, school, record, staff_id, "reply")
         _updated(pipe, record)
         at = now_in(record)
@@ -91,6 +96,7 @@ def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text
 def resolve(runtime: Runtime, school: School, request_id: str, staff_id: str, note: str | None) -> RequestRecord | None:
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
+        audit.record(pipe, school.id, staff_id, "resolve", record.id)
         _ack(pipe, runtime, school, record, staff_id, "resolve")
         _updated(pipe, record)
         at = now_in(record)
@@ -106,6 +112,7 @@ def note(runtime: Runtime, school: School, request_id: str, staff_id: str, text:
 
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
+        audit.record(pipe, school.id, staff_id, "note", record.id)
         _updated(pipe, record)
         add_timeline(pipe, record, "note", now_in(record), by=staff_id, text=text)
 
@@ -120,6 +127,7 @@ def reassign(
 
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
+        audit.record(pipe, school.id, staff_id, "reassign", record.id)
         if record.owner == to:
             return
         previous = record.owner

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from relay import metrics
-from relay.api import errors, requests, staff
+from relay import metrics, privacy
+from relay.api import auth, errors, my_data, requests, staff
 from relay.api.deps import RuntimeDep
 from relay.log import configure
 from relay.runtime import Runtime, get_runtime
@@ -25,13 +25,30 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(requests.router)
     app.include_router(staff.router)
-    from relay import events, nurse_pages, pages, parent_pages, sessions, signin, staff_pages, web
+    app.include_router(auth.router)
+    app.include_router(my_data.router)
+    app.include_router(privacy.router)
+    from relay import (
+        events,
+        nurse_pages,
+        pages,
+        parent_pages,
+        report_pages,
+        sessions,
+        signin,
+        staff_pages,
+        web,
+    )
 
     web.install(app)
     sessions.install(app)
+    from relay import admin_api, admin_pages
+
+    app.include_router(admin_api.router)
+    admin_pages.install(app)
     app.include_router(parent_pages.api)
     for pages_router in (pages.router, signin.router, staff_pages.router, nurse_pages.router, parent_pages.router,
-                         events.router):
+                         events.router, report_pages.router):
         app.include_router(pages_router)
 
     @app.get("/healthz", tags=["operations"])
@@ -51,4 +68,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    errors.document_errors(app)  # last: every /v1 route, whoever added it, documents its errors
     return app

@@ -209,6 +209,29 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """A school week replayed through the real system on a simulated clock (relay/replay/)."""
+    from relay.replay import main as simulate
+
+    start = dt.date.fromisoformat(args.start)
+    return simulate(_config_path(args.config), args.school, start, args.days, args.seed, args.classes,
+                    Path(args.out), args.workers)
+
+
+def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    simulate = sub.add_parser("simulate", help="replay a realistic school week through the real system")
+    simulate.add_argument("--config")
+    simulate.add_argument("--school")
+    # 2026-09-20 is a make-up Sunday (调休) for National Day, and 09-25/26 are the Mid-autumn holiday.
+    simulate.add_argument("--start", default="2026-09-20", help="first day, YYYY-MM-DD")
+    simulate.add_argument("--days", type=int, default=7)
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--classes", type=int, help="only the first N classes write (default: all)")
+    simulate.add_argument("--workers", type=int, default=2)
+    simulate.add_argument("--out", default="docs/replay")
+    simulate.set_defaults(func=cmd_simulate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="relay", description="Relay: parents' requests to the right person, on time.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -244,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate a configuration file")
     check.add_argument("file")
     check.set_defaults(func=cmd_config_check)
+    from relay.cli_config import add_parsers as add_config_parsers
+
+    add_config_parsers(config_sub)  # apply, export, versions, restore
 
     calendar = sub.add_parser("calendar", help="school days, one JSON line each")
     calendar.add_argument("--school")
@@ -274,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
         if action in ("redrive", "drop"):
             one.add_argument("--all", action="store_true", help=f"{action} every dead letter")
         one.set_defaults(func=cmd_deadletters, event_id=None, all=False)
+
+    from relay.cli_trust import add_parsers
+
+    add_parsers(sub)  # binding-code, audit, purge
+    _add_simulate(sub)
     return parser
 
 

@@ -71,6 +71,7 @@ _ZH: dict[str, str] = {
     "changed_elsewhere": "此请求有新的变化。",
     "reload": "刷新查看",
     "not_found": "未找到该请求。",
+    "not_yours": "这条请求不归您处理：本班老师、校医或安全员（健康与安全类）及值班领导、校长可以处理。",
     "done": "已完成。",
     "failed": "未能完成",
     # workload
@@ -191,6 +192,7 @@ _EN: dict[str, str] = {
     "changed_elsewhere": "This request has changed.",
     "reload": "Reload",
     "not_found": "No such request.",
+    "not_yours": "This request is not yours to act on: its class's teachers, the nurse or safety officer (health and safety) and the leaders can.",
     "done": "Done.",
     "failed": "Could not do that",
     "workload_title": "Academic-affairs workload",

@@ -65,14 +65,20 @@ def first_timeline(record: RequestRecord, notified: list[str]) -> list[dict[str,
     ]
 
 
+def idempotency_key(school_id: str, guardian_id: str, key: str) -> str:
+    return keys.idempotency(school_id, guardian_id, hashlib.sha256(key.encode()).hexdigest()[:32])
+
+
+def replayable(connection: redis.Redis, school_id: str, guardian_id: str, key: str) -> bool:
+    """A retry of a request already stored under this key (answered from the store, never a new one)."""
+    return bool(connection.exists(idempotency_key(school_id, guardian_id, key)))
+
+
 def submit(runtime: Runtime, school: School, version: int, student: Student, sub: Submission) -> tuple[RequestRecord, bool]:
     """Store the request; returns (record, created). A replay of the same key returns the first record."""
     started = time.perf_counter()
     r = runtime.redis
-    idem_key = None
-    if sub.idempotency_key:
-        digest = hashlib.sha256(sub.idempotency_key.encode()).hexdigest()[:32]
-        idem_key = keys.idempotency(school.id, sub.guardian_id, digest)
+    idem_key = idempotency_key(school.id, sub.guardian_id, sub.idempotency_key) if sub.idempotency_key else None
 
     classification = classify(sub.text, sub.category_hint)
     now = clock.now_in(school.zone)
@@ -134,6 +140,7 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                 for entry in first_timeline(record, [n.staff_id for n in routing.notify_now]):
                     pipe.rpush(keys.timeline(school.id, record.id), json.dumps(entry, ensure_ascii=False))
                 pipe.zadd(keys.guardian_requests(school.id, sub.guardian_id), {record.id: now.timestamp()})
+                pipe.zadd(keys.school_requests(school.id), {record.id: now.timestamp()})
                 if routing.escalation:
                     first_step = routing.escalation[0]
                     arm(pipe, school.id, escalate_timer(record.id, 1), first_step.due_at.timestamp())

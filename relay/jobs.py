@@ -232,6 +232,7 @@ TIMER_JOBS = {
     "remind": "relay.sla.remind",
     "fallback": "relay.sla.fallback",
     "digest": "relay.sla.digest",
+    "purge": "relay.retention.purge_on_timer",
 }
 
 
@@ -252,7 +253,7 @@ def fire(school_id: str, timer_id: str, due_s: float) -> None:
         log.warning("unknown_timer", school_id=school_id, timer=timer_id)
         disarm(runtime.redis, school_id, timer_id)
         return
-    queue = runtime.queues[ROUTINE if kind == "digest" else URGENT]
+    queue = runtime.queues[ROUTINE if kind in ("digest", "purge") else URGENT]
     queue.enqueue(job, school_id, rest, result_ttl=0, failure_ttl=86400)
 
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import structlog
 
-_FORBIDDEN = {"text", "name", "phone", "openid", "student_name", "guardian_name", "body", "token", "url"}
+_FORBIDDEN = {"text", "name", "phone", "openid", "student_name", "guardian_name", "body", "token", "url",
+              "code", "binding_code", "binding_token", "access_token", "refresh_token", "session_key"}
 
 
 def _drop_personal(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -16,6 +16,7 @@ from relay import actions, store
 from relay.api.deps import RuntimeDep
 from relay.i18n import script_words, words
 from relay.page_views import queue_item
+from relay.permissions import can_act
 from relay.runtime import Runtime
 from relay.sessions import SignedIn, StaffSession, checked_form
 from relay.store import Conflict, RequestRecord
@@ -83,6 +84,11 @@ async def nurse_act(request_id: str, action: str, request: Request, session: Sig
     run = NURSE_ACTIONS.get(action)
     if not allowed(session) or run is None or not request_id.startswith("r") or len(request_id) > 48:
         return render(request, "message.html", 404, title_key="not_found", message_key="not_found", link="/nurse")
+    record = store.load(runtime.redis, session.school.id, request_id)
+    if record is None:
+        return render(request, "message.html", 404, title_key="not_found", message_key="not_found", link="/nurse")
+    if not can_act(session.member, session.school, record):
+        return render(request, "message.html", 403, title_key="nurse", message_key="not_yours", link="/nurse")
     try:
         run(runtime, session, request_id)
     except Conflict:

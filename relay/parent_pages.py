@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from relay.api.deps import CurrentGuardian
+from relay.api.errors import documented
 from relay.i18n import script_words
 from relay.page_views import class_name
 from relay.web import lang_of, render
 
 router = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/v1", tags=["requests"])
+api = APIRouter(prefix="/v1", tags=["requests"], responses=documented(401, 403, 503))
 
 # The mini-program's category buttons; the value is the category_hint the API understands.
 CATEGORY_BUTTONS = (("请假", "Leave"), ("接送", "Pickup"), ("身体不适", "Unwell"), ("作业", "Homework"), ("其他", "Other"))

@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     max_body_bytes: int = 16384
     token_ttl_seconds: int = 30 * 86400
     link_ttl_seconds: int = 24 * 3600
+    max_json_depth: int = 8  # deeper nesting is refused (422 invalid_body): no real body needs it
+
+    # Trust and abuse (SECURITY.md). Parents sign in through WeChat: short access tokens, rotating refresh tokens.
+    access_token_ttl_seconds: int = 2 * 3600
+    refresh_token_ttl_seconds: int = 30 * 86400
+    binding_token_ttl_seconds: int = 600
+    binding_code_days: int = 14
+    # `limits` notation, several windows separated by ";". Per guardian and per client address on
+    # POST /v1/requests (a message that classifies P0 is accepted even over the limit); per client
+    # address on the auth endpoints; per WeChat user and per address on binding attempts.
+    # A parent writing more than 30 messages a minute is flooding; a P0 still gets through (api/requests.py).
+    rate_limit_guardian: str = "30/minute;500/day"
+    # Generous: many parents share one carrier-NAT address, and a school's own tools post from one host.
+    rate_limit_ip: str = "3000/minute"
+    rate_limit_bind: str = "5/10 minutes;20/day"
+    rate_limit_bind_ip: str = "30/10 minutes;300/day"  # a parents' meeting binds from the school's Wi-Fi
+    retention_days: int = 365  # requests and their timelines older than this are purged daily
 
     # Vendors (names fixed by DESIGN.md)
     wecom_corp_id: str | None = None

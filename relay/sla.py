@@ -10,12 +10,14 @@ import datetime as dt
 import json
 from typing import Any
 
+import redis
+
 from relay import clock, keys, metrics, store
 from relay.log import log
 from relay.notices import STOPPED_BY_ACK, enqueue_delivery, event_id, queue_notice
 from relay.runtime import Runtime, get_runtime
 from relay.store import RequestRecord, Status, add_timeline, now_in, text
-from relay.timers import arm, digest_timer, disarm, fallback_timer, remind_timer
+from relay.timers import arm, deliver_timer, digest_timer, disarm, fallback_timer, remind_timer
 from routing.directory import Role, School
 from routing.labels import Urgency
 from routing.outbreak import contagious_kind, is_contagious
@@ -70,28 +72,38 @@ def remind(school_id: str, rest: str) -> str:
 def fallback(school_id: str, first_event_id: str) -> str:
     runtime = get_runtime()
     r = runtime.redis
-    disarm(r, school_id, fallback_timer(first_event_id))
+    timer_id = fallback_timer(first_event_id)
     raw = r.get(keys.delivery(school_id, first_event_id))
     if raw is None:
+        disarm(r, school_id, timer_id)
         return "unknown"
     delivery = json.loads(raw)
-    record = store.load(r, school_id, delivery["request_id"])
-    if record is None or record.acknowledged:
-        return "stale"
-    nxt = dict(delivery, event_id=f"{first_event_id}.next", contact_index=delivery["contact_index"] + 1,
-               attempt=0, state="pending", created_at=clock.now())
+    next_id = f"{first_event_id}.next"
+    next_key = keys.delivery(school_id, next_id)
     with r.pipeline(transaction=True) as pipe:
-        # NX: a duplicate firing finds the next delivery already there and adds nothing.
-        pipe.set(keys.delivery(school_id, nxt["event_id"]), json.dumps(nxt), nx=True, ex=30 * 86400)
-        results = pipe.execute()
-    if not results[0]:
-        return "duplicate"
-    with r.pipeline(transaction=True) as pipe:
-        add_timeline(pipe, record, "fallback_unacknowledged", now_in(record), event_id=nxt["event_id"],
-                     to=delivery["staff_id"], contact_index=nxt["contact_index"])
-        enqueue_delivery(pipe, runtime.queue_for(record.urgency), school_id, nxt["event_id"])
-        pipe.execute()
-    return "fallback"
+        while True:
+            try:
+                # The next delivery, its job and the timer's removal go in one EXEC: a worker killed half-way
+                # leaves the timer armed (it fires again after the lease), never a fallback half made.
+                pipe.watch(next_key, keys.request(school_id, delivery["request_id"]))
+                record = store.load(pipe, school_id, delivery["request_id"])
+                outcome = "stale" if record is None or record.acknowledged else None
+                if outcome is None and pipe.exists(next_key):
+                    outcome = "duplicate"  # a duplicate firing finds the next delivery already there
+                pipe.multi()
+                disarm(pipe, school_id, timer_id)
+                if record is not None and outcome is None:
+                    nxt = dict(delivery, event_id=next_id, contact_index=delivery["contact_index"] + 1,
+                               attempt=0, state="pending", created_at=clock.now())
+                    pipe.set(next_key, json.dumps(nxt), ex=30 * 86400)
+                    arm(pipe, school_id, deliver_timer(next_id), clock.now() + runtime.settings.delivery_lease_seconds)
+                    add_timeline(pipe, record, "fallback_unacknowledged", now_in(record), event_id=next_id,
+                                 to=delivery["staff_id"], contact_index=nxt["contact_index"])
+                    enqueue_delivery(pipe, runtime.queue_for(record.urgency), school_id, next_id)
+                pipe.execute()
+                return outcome or "fallback"
+            except redis.WatchError:
+                continue
 
 
 def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any]) -> None:
@@ -113,16 +125,32 @@ def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.d
 def digest(school_id: str, staff_id: str) -> str:
     runtime = get_runtime()
     r = runtime.redis
+    held_key = keys.digest(school_id, staff_id)
     with r.pipeline(transaction=True) as pipe:
-        pipe.lrange(keys.digest(school_id, staff_id), 0, -1)
-        pipe.delete(keys.digest(school_id, staff_id))
-        disarm(pipe, school_id, digest_timer(staff_id))
-        held, _, _ = pipe.execute()
-    ids = [text(i) for i in held]
-    records = [rec for rec in (store.load(r, school_id, i) for i in ids) if rec is not None]
-    waiting = [rec for rec in records if rec.status is Status.received]
+        while True:
+            try:
+                # Taking the held list and queueing the digest are one EXEC: a worker killed in between
+                # leaves both the list and the timer, which fires again after its lease.
+                pipe.watch(held_key)
+                ids = [text(i) for i in pipe.lrange(held_key, 0, -1)]
+                records = [rec for rec in (store.load(r, school_id, i) for i in ids) if rec is not None]
+                waiting = [rec for rec in records if rec.status is Status.received]
+                pipe.multi()
+                pipe.delete(held_key)
+                disarm(pipe, school_id, digest_timer(staff_id))
+                if waiting:
+                    _queue_digest(pipe, runtime, school_id, staff_id, waiting)
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue
     if not waiting:
         return "empty"
+    log.info("digest_queued", school_id=school_id, staff_id=staff_id, count=len(waiting))
+    return "queued"
+
+
+def _queue_digest(pipe: Any, runtime: Runtime, school_id: str, staff_id: str, waiting: list[RequestRecord]) -> None:
     first = waiting[0]
     eid = event_id(first.id, "request.digest", int(clock.now()), staff_id)
     delivery = {
@@ -130,14 +158,11 @@ def digest(school_id: str, staff_id: str) -> str:
         "event": "request.digest", "urgency": first.urgency, "contact_index": 0, "attempt": 0, "state": "pending",
         "created_at": clock.now(), "request_ids": [rec.id for rec in waiting],
     }
-    with r.pipeline(transaction=True) as pipe:
-        pipe.set(keys.delivery(school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
-        for rec in waiting:
-            add_timeline(pipe, rec, "digest_sent", now_in(rec), to=staff_id, event_id=eid)
-        enqueue_delivery(pipe, runtime.queue_for(first.urgency), school_id, eid)
-        pipe.execute()
-    log.info("digest_queued", school_id=school_id, staff_id=staff_id, count=len(waiting))
-    return "queued"
+    pipe.set(keys.delivery(school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
+    arm(pipe, school_id, deliver_timer(eid), clock.now() + runtime.settings.delivery_lease_seconds)
+    for rec in waiting:
+        add_timeline(pipe, rec, "digest_sent", now_in(rec), to=staff_id, event_id=eid)
+    enqueue_delivery(pipe, runtime.queue_for(first.urgency), school_id, eid)
 
 
 # --- outbreaks: contagious reports from one class, grouped for the nurse and the principal --
@@ -180,20 +205,30 @@ def outbreak_check(school_id: str, class_id: str) -> str:
     ids = [text(i) for i in r.zrange(key, 0, -1)]
     if len(ids) < school.outbreak_threshold:
         return "below"
-    # One grouped alert per class per window: the NX key is the "already told" mark.
-    if not r.set(keys.outbreak_alerted(school_id, class_id), len(ids), nx=True, ex=int(window)):
-        return "already"
     record = store.load(r, school_id, ids[-1])
     if record is None:
         return "unknown"
     targets = [s.id for role in (Role.nurse, Role.principal) for s in school.with_role(role)]
+    alerted = keys.outbreak_alerted(school_id, class_id)
     with r.pipeline(transaction=True) as pipe:
-        pipe.multi()
-        note = {"count": len(ids), "window_s": window, "symptom": contagious_kind(record.text) or "症状"}
-        for staff_id in targets:
-            queue_notice(pipe, runtime, record, staff_id, "outbreak", "request.outbreak", int(now), extra=note)
-        add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets)
-        pipe.execute()
+        while True:
+            try:
+                # One grouped alert per class per window: the mark and the alert are written in one EXEC,
+                # so a worker killed in between cannot leave the class marked as told and nobody told.
+                pipe.watch(alerted)
+                if pipe.exists(alerted):
+                    pipe.unwatch()
+                    return "already"
+                pipe.multi()
+                pipe.set(alerted, len(ids), ex=int(window))
+                note = {"count": len(ids), "window_s": window, "symptom": contagious_kind(record.text) or "症状"}
+                for staff_id in targets:
+                    queue_notice(pipe, runtime, record, staff_id, "outbreak", "request.outbreak", int(now), extra=note)
+                add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets)
+                pipe.execute()
+                break
+            except redis.WatchError:
+                continue
     metrics.outbreak_alert()
     log.info("outbreak_alert", school_id=school_id, class_id=class_id, count=len(ids))
     return "alerted"

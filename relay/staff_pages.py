@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from relay import actions, canned, followups, store
+from relay import actions, audit, canned, followups, store
 from relay.api.deps import RuntimeDep
 from relay.api.requests import clean_text
 from relay.i18n import script_words, words
 from relay.page_views import is_overdue, queue_item, staff_name, timeline_lines
+from relay.permissions import can_act
 from relay.runtime import Runtime
 from relay.sessions import SignedIn, StaffSession, checked_form
 from relay.store import Conflict, RequestRecord, Status
@@ -90,7 +91,7 @@ def _request_page(request: Request, runtime: Runtime, session: StaffSession, rec
         colleagues=[(s.id, staff_name(school, s.id)) for s in colleagues],
         canned=[(r.id, r.text(lang)) for r in canned.for_school(runtime.redis, school.id, record.category)],
         merge_into=followups.candidates(runtime, school, record) if record.is_open else [],
-        error=error, done=done, script_words=script_words(lang),
+        error=error, done=done, script_words=script_words(lang), may_act=can_act(session.member, school, record),
     )
 
 
@@ -106,6 +107,8 @@ async def request_page(request_id: str, request: Request, session: SignedIn, run
     record = _load(runtime, session, request_id)
     if record is None:
         return render(request, "message.html", 404, title_key="not_found", message_key="not_found", link="/staff")
+    if record.category == "medical":
+        audit.record(runtime.redis, session.school.id, session.id, "view", record.id)
     return _request_page(request, runtime, session, record, done=done if done else "")
 
 
@@ -138,6 +141,9 @@ async def act(request_id: str, action: str, request: Request, session: SignedIn,
     record = _load(runtime, session, request_id)
     if run is None or record is None:
         return render(request, "message.html", 404, title_key="not_found", message_key="not_found", link="/staff")
+    if not can_act(session.member, session.school, record):
+        return render(request, "message.html", 403, title_key="failed", message_key="not_yours",
+                      link=f"/staff/requests/{record.id}")
     try:
         changed = run(form, runtime, session, request_id)
     except Conflict as exc:

@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 from rq import SimpleWorker, Worker
 
-from relay import metrics
+from relay import metrics, retention
 from relay.jobs import fire
 from relay.log import configure, log
 from relay.runtime import DEFAULT_REDIS_URL, ROUTINE, URGENT, get_runtime
@@ -66,6 +66,7 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
             on_overdue=metrics.timer_overdue,
             heartbeat=_toucher(runtime.settings.heartbeat_file) if runtime.settings.heartbeat_file else None,
         )
+        retention.arm_daily(runtime, runtime.directories.school_ids())  # each school's daily purge
         scheduler.start()
     elif runtime.settings.heartbeat_file:
         # No timer loop to vouch for this worker: a plain thread says the process is there.

@@ -384,6 +384,9 @@ def relay_env(redis_url: str, config: Path, public_url: str) -> dict[str, str]:
         RELAY_DELIVERY_LEASE_SECONDS="2",
         RELAY_SEND_TIMEOUT_SECONDS="1",
         RELAY_LOG_LEVEL="info",
+        # Every test posts from 127.0.0.1: the limiter has its own tests (test_trust_limits.py).
+        RELAY_RATE_LIMIT_GUARDIAN="100000/minute",
+        RELAY_RATE_LIMIT_IP="100000/minute",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -19,6 +22,70 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    400: "Malformed: not JSON, or a bad header",
+    401: "No token, or a token that is forged, expired or of an unknown person",
+    403: "The caller's kind may not use this endpoint, or may not act on this request",
+    404: "No such request or student for this caller (another's look the same as none)",
+    409: "The change does not apply to the request's current state",
+    413: "The body is over RELAY_MAX_BODY_BYTES",
+    415: "The body is not application/json",
+    422: "The body is well-formed JSON but not acceptable",
+    429: "Too many requests: wait Retry-After seconds",
+    503: "The store or a vendor is unavailable: nothing was saved; retry",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "seconds", "schema": {"type": "string"}}},
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for these error statuses, each with the error schema."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status],
+                     **({"headers": _HEADERS[status]} if status in _HEADERS else {})} for status in statuses}
+
+
+def document_errors(app: FastAPI, prefix: str = "/v1/") -> None:
+    """Every API operation that declares no error responses documents them all, with the error schema
+    (what the fuzz test holds every operation to: tests/test_fuzz.py). Done on the generated
+    document, FastAPI's way of extending it, so it covers routers added by anyone."""
+    generate = app.openapi
+    every = {str(status): {"description": _MEANINGS[status],
+                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                           **({"headers": _HEADERS[status]} if status in _HEADERS else {})}
+             for status in _MEANINGS}
+
+    def openapi() -> dict[str, Any]:
+        document = generate()  # cached by FastAPI: the additions below are made once
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(body.pop("$defs", {}))
+        schemas.setdefault("ErrorBody", body)
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values() if path.startswith(prefix) else ():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:  # FastAPI's own 422 (HTTPValidationError) is not what Relay answers
+                    responses["422"] = every["422"]
+                if not any(str(status)[0] in "45" and status != "422" for status in responses):
+                    responses.update(every)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -10,16 +10,22 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relay import store, tokens
+from relay import audit, keys, ratelimit, store, tokens
 from relay.api.deps import CurrentGuardian, RuntimeDep, current_staff
-from relay.api.errors import ApiError
-from relay.intake import IdempotencyMismatch, Submission, first_timeline, submit
+from relay.api.errors import ApiError, documented
+from relay.intake import IdempotencyMismatch, Submission, first_timeline, replayable, submit
+from relay.log import log
+from relay.runtime import Runtime
 from relay.views import parent_view, staff_view
+from routing.classifier import classify
+from routing.labels import Urgency
 
-router = APIRouter(prefix="/v1", tags=["requests"])
+router = APIRouter(prefix="/v1", tags=["requests"],
+                   responses=documented(400, 401, 403, 404, 413, 415, 422, 429, 503))
 
-# Zero-width and bidi controls hide text from staff; other control characters break pages.
-_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# Invisible letters that format characters (Unicode category Cf) do not cover: Hangul fillers.
+_INVISIBLE = re.compile(r"[\u115f\u1160\u3164\uffa0]")
+MAX_JSON_DEPTH = 8
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 
 
@@ -47,12 +53,33 @@ class RequestView(BaseModel):
     replies: list[dict[str, Any]] = []
 
 
+def _kept(ch: str) -> str:
+    category = unicodedata.category(ch)
+    if category in ("Zl", "Zp"):
+        return "\n"
+    # Cc: control characters break pages. Cf: zero-width and bidi controls (U+200B-200F, 202A-202E,
+    # 2066-2069, 061C), soft hyphen, tags... hide or reorder text on a staff member's screen.
+    # Cs: lone surrogates (JSON "\\ud800") cannot be stored or shown as UTF-8.
+    return "" if category in ("Cc", "Cf", "Cs") and ch not in "\n\t" else ch
+
+
 def clean_text(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
-    text = _INVISIBLE.sub("", text)
-    # Lone surrogates (JSON "\\ud800") cannot be stored or shown as UTF-8: dropped like control characters.
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
-    return text.strip()
+    """What is stored and shown: NFC, no control or format characters, newlines as \\n, trimmed."""
+    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = "".join(_kept(ch) for ch in text)
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def depth(value: Any) -> int:
+    """How deeply arrays and objects nest (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level + 1)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:
@@ -63,9 +90,12 @@ async def read_json(request: Request, max_bytes: int) -> Any:
     if len(body) > max_bytes:
         raise ApiError(413, "body_too_large", f"内容过长 (the body is over {max_bytes} bytes)")
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (ValueError, RecursionError) as exc:  # also a too-deep nesting or a 5,000-digit number
         raise ApiError(400, "invalid_json", "无法解析 JSON (the body is not valid JSON)") from exc
+    if depth(value) > MAX_JSON_DEPTH:
+        raise ApiError(422, "invalid_body", f"JSON 嵌套过深 (nested deeper than {MAX_JSON_DEPTH} levels)")
+    return value
 
 
 def parse(model: type[BaseModel], data: Any) -> Any:
@@ -108,14 +138,37 @@ async def create_request(request: Request, response: Response, guardian: Current
         raise ApiError(404, "unknown_student", "未找到该学生 (no such student among your children)")
     hint = clean_text(body.category_hint) if body.category_hint else None
     submission = Submission(guardian.id, student.id, text, hint or None, key)
+    urgent_over_limit = _admit(request, runtime, guardian.school.id, guardian.id, submission)
     try:
         record, created = submit(runtime, school, guardian.version, student, submission)
     except IdempotencyMismatch as exc:
         raise ApiError(422, "idempotency_key_reused", "该 Idempotency-Key 已用于另一内容 (key reused with a different body)") from exc
+    if created and urgent_over_limit:
+        # Staff see why this guardian went past the limit; the parent's view does not list this entry.
+        runtime.redis.rpush(keys.timeline(school.id, record.id),
+                            store.timeline_entry("rate_limited_but_urgent", record.created_at))
+        log.warning("rate_limited_but_urgent", request_id=record.id, school_id=school.id)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
         return parent_view(runtime, school, record)
     return parent_view(runtime, school, record, entries_known=first_timeline(record, []))
+
+
+def _admit(request: Request, runtime: Runtime, school_id: str, guardian_id: str, submission: Submission) -> bool:
+    """The rate limits, per guardian and per client address. Over them, a P0 is still accepted
+    (True: flag it) and a retry of an already stored request still answers; anything else is a 429."""
+    settings = runtime.settings
+    address = ratelimit.client_address(request.client.host if request.client else None)
+    waits = [ratelimit.hit(runtime, settings.rate_limit_guardian, "guardian", school_id, guardian_id),
+             ratelimit.hit(runtime, settings.rate_limit_ip, "ip", "requests", address)]
+    wait = max((w for w in waits if w is not None), default=None)
+    if wait is None:
+        return False
+    if classify(submission.text, submission.category_hint).urgency is Urgency.P0:
+        return True  # classification costs microseconds; an emergency is never limited into silence
+    if submission.idempotency_key and replayable(runtime.redis, school_id, guardian_id, submission.idempotency_key):
+        return False
+    raise ratelimit.refuse(wait)
 
 
 @router.get("/requests", tags=["requests"])
@@ -141,6 +194,8 @@ async def get_request(request_id: str, request: Request, runtime: RuntimeDep) ->
         record = store.load(runtime.redis, staff.school.id, request_id) if _plausible(request_id) else None
         if record is None:
             raise ApiError(404, "not_found", "未找到该请求 (no such request)")
+        if record.category == "medical":
+            audit.record(runtime.redis, staff.school.id, staff.id, "view", record.id)
         return staff_view(runtime, staff.school, record)
     from relay.api.deps import current_guardian
 

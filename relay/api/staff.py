@@ -8,13 +8,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from relay import actions, store
-from relay.api.deps import RuntimeDep, StaffOfSchool
-from relay.api.errors import ApiError
+from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
+from relay.api.errors import ApiError, documented
 from relay.api.requests import clean_text, parse, read_json
+from relay.permissions import can_act
+from relay.runtime import Runtime
 from relay.store import Conflict, RequestRecord
 from relay.views import staff_view
 
-router = APIRouter(prefix="/v1", tags=["staff"])
+router = APIRouter(prefix="/v1", tags=["staff"], responses=documented(400, 401, 403, 404, 409, 413, 415, 422, 503))
 
 
 class ReplyBody(BaseModel):
@@ -46,6 +48,16 @@ def _answer(runtime: RuntimeDep, staff: StaffOfSchool, record: RequestRecord | N
     return staff_view(runtime, staff.school, record)
 
 
+def _may_act(runtime: Runtime, staff: StaffCaller, request_id: str) -> None:
+    """404 for what is not in the caller's school; 403 for a request of it that is not theirs to act on."""
+    record = store.load(runtime.redis, staff.school.id, request_id) if len(request_id) <= 64 else None
+    if record is None:
+        raise ApiError(404, "not_found", "未找到该请求 (no such request)")
+    if not can_act(staff.member, staff.school, record):
+        raise ApiError(403, "not_yours", "这条请求不归您处理 (this request is not yours to act on: "
+                                         "its class's teachers, the nurse or safety officer, or a leader)")
+
+
 def _guarded(call: Any) -> RequestRecord | None:
     try:
         result: RequestRecord | None = call()
@@ -57,6 +69,7 @@ def _guarded(call: Any) -> RequestRecord | None:
 @router.post("/requests/{request_id}/ack")
 async def acknowledge(request_id: str, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
     """Acknowledge: stops every pending escalation and page for this request."""
+    _may_act(runtime, staff, request_id)
     record = _guarded(lambda: actions.acknowledge(runtime, staff.school, request_id, staff.id, "api"))
     return _answer(runtime, staff, record)
 
@@ -64,6 +77,7 @@ async def acknowledge(request_id: str, staff: StaffOfSchool, runtime: RuntimeDep
 @router.post("/requests/{request_id}/claim")
 async def claim(request_id: str, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
     """Take the request as one's own (acknowledges it too)."""
+    _may_act(runtime, staff, request_id)
     record = _guarded(lambda: actions.claim(runtime, staff.school, request_id, staff.id))
     return _answer(runtime, staff, record)
 
@@ -71,6 +85,7 @@ async def claim(request_id: str, staff: StaffOfSchool, runtime: RuntimeDep) -> d
 @router.post("/requests/{request_id}/reply", openapi_extra={"requestBody": {"content": {"application/json": {
     "schema": ReplyBody.model_json_schema()}}, "required": True}})
 async def reply(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    _may_act(runtime, staff, request_id)
     body = parse(ReplyBody, await read_json(request, runtime.settings.max_body_bytes))
     text = clean_text(body.text)
     if not text:
@@ -83,6 +98,7 @@ async def reply(request_id: str, request: Request, staff: StaffOfSchool, runtime
     "schema": ReplyBody.model_json_schema()}}, "required": True}})
 async def note(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
     """An internal note (the parent does not see it); counts as the update an acknowledged P0 owes."""
+    _may_act(runtime, staff, request_id)
     body = parse(ReplyBody, await read_json(request, runtime.settings.max_body_bytes))
     text = clean_text(body.text)
     if not text:
@@ -94,6 +110,7 @@ async def note(request_id: str, request: Request, staff: StaffOfSchool, runtime:
 @router.post("/requests/{request_id}/resolve", openapi_extra={"requestBody": {"content": {"application/json": {
     "schema": ResolveBody.model_json_schema()}}, "required": False}})
 async def resolve(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    _may_act(runtime, staff, request_id)
     body = await _optional_body(request, ResolveBody, runtime.settings.max_body_bytes)
     note = clean_text(body.note) if body.note else None
     record = _guarded(lambda: actions.resolve(runtime, staff.school, request_id, staff.id, note))
@@ -103,6 +120,7 @@ async def resolve(request_id: str, request: Request, staff: StaffOfSchool, runti
 @router.post("/requests/{request_id}/reassign", openapi_extra={"requestBody": {"content": {"application/json": {
     "schema": ReassignBody.model_json_schema()}}, "required": True}})
 async def reassign(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    _may_act(runtime, staff, request_id)
     body = parse(ReassignBody, await read_json(request, runtime.settings.max_body_bytes))
     record = _guarded(
         lambda: actions.reassign(runtime, staff.school, request_id, staff.id, body.to, clean_text(body.reason))

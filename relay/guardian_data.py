@@ -1,0 +1,53 @@
+"""A guardian's data rights: export everything Relay holds about their requests, or delete it.
+
+Export is what the guardian may see: their requests with the timeline a parent sees (staff's
+internal notes and delivery traces are the school's working records, not shown), their bindings
+and the consent they gave. Deletion removes their requests, timelines and indexes, their
+idempotency keys, their WeChat bindings and refresh tokens; the audit log keeps one entry with
+the count, nothing that says whose they were.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from relay import audit, bindings, keys, refresh_tokens, store
+from relay.log import log
+from relay.retention import forget
+from relay.runtime import Runtime
+from relay.views import parent_view
+from routing.directory import School
+
+
+def _records(runtime: Runtime, school_id: str, guardian_id: str) -> list[store.RequestRecord]:
+    ids = store.guardian_request_ids(runtime.redis, school_id, guardian_id, limit=1_000_000)
+    return [r for r in (store.load(runtime.redis, school_id, i) for i in ids) if r is not None]
+
+
+def export(runtime: Runtime, school: School, guardian_id: str) -> dict[str, Any]:
+    guardian = school.guardian(guardian_id)
+    children = [school.student(s) for s in school.children_of(guardian_id)]
+    return {
+        "guardian": {"id": guardian_id, "name": guardian.name if guardian else "",
+                     "phone": guardian.phone if guardian else None},
+        "school": {"id": school.id, "name": school.name},
+        "children": [{"id": c.id, "name": c.name, "class_id": c.class_id} for c in children if c is not None],
+        "bindings": bindings.of_guardian(runtime, school.id, guardian_id),
+        "requests": [parent_view(runtime, school, r) for r in _records(runtime, school.id, guardian_id)],
+    }
+
+
+def delete(runtime: Runtime, school_id: str, guardian_id: str) -> int:
+    """Delete the guardian's requests and bindings; returns how many requests were deleted."""
+    r = runtime.redis
+    deleted = forget(r, school_id, _records(runtime, school_id, guardian_id))
+    idempotency = list(r.scan_iter(match=keys.idempotency(school_id, guardian_id, "*"), count=1000))
+    refresh_tokens.revoke_all(runtime, school_id, guardian_id)
+    with r.pipeline(transaction=True) as pipe:
+        for key in idempotency + bindings.binding_keys(runtime, school_id, guardian_id):
+            pipe.delete(key)
+        pipe.delete(keys.guardian_requests(school_id, guardian_id))
+        audit.record_count(pipe, school_id, "guardian_data_deleted", deleted)
+        pipe.execute()
+    log.info("guardian_data_deleted", school_id=school_id, count=deleted)
+    return deleted
