@@ -29,6 +29,9 @@ _ASKING = re.compile(
 )
 _AGAIN = ("又", "还在", "还是", "仍")  # a signal said with these holds now: 又烧, 还在吐
 _HABITUAL = ("平时", "平常", "一般", "通常", "usually", "normally")
+_DONE_REACH = 4  # 磕破头了: a 了 this close after a signal, in its clause, tells it as done
+# policy_question phrases that ask where a fever starts: a reading next to them is an example
+_THRESHOLD = frozenset(("多少度", "几度", "what temperature", "算不算", "算发烧", "count as", "counts as"))
 
 _NONE: list[Hit] = []  # never appended to
 
@@ -191,9 +194,20 @@ class Evidence:
         if policy := self._asked(self.of("policy_question")):
             return policy
         own_case = self.of("permission_question")
-        if own_case and self.text[hit.end : hit.end + 1] not in _PERFECTIVE:
+        if own_case and not self._said_done(hit):
             return own_case[0]
         return None
+
+    def _said_done(self, hit: Hit) -> bool:
+        """发烧了, 磕破头了, 流了好多血: the clause tells it as done, so it is an event, not a question."""
+        if self.text[hit.end : hit.end + 1] in _PERFECTIVE or "了" in hit.term:
+            return True
+        ends = self._clause_ends
+        index = bisect_left(ends, hit.end)
+        clause_end = ends[index] if index < len(ends) else len(self.text)
+        done = self.text.find("了", hit.end, min(clause_end, hit.end + _DONE_REACH))
+        # 发烧退了: the 了 tells the end of the fever, not the fever
+        return done >= 0 and not any(cue.start <= done < cue.end for cue in self.of("resolved"))
 
     def rule_question(self) -> Hit | None:
         """多少度, 规定, 需不需要: the message asks about rules."""
@@ -214,9 +228,11 @@ class Evidence:
         return None
 
     def concrete(self) -> bool:
-        """A reading, a "now" or a call from school makes a question about a real event."""
+        """A reading, a "now" or a call from school makes a question about a real event
+        (but not a reading asked about as a threshold: 多少度算发烧？37度5算不算)."""
+        threshold = any(cue.term in _THRESHOLD for cue in self.of("policy_question"))
         return (
-            any(t.celsius >= FEVER_C for t in self.temperatures)
+            (not threshold and any(t.celsius >= FEVER_C for t in self.temperatures))
             or self.has("current")
             or self.has("school_call")
         )

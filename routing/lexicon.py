@@ -23,6 +23,8 @@ from routing.normalize import normalize
 from routing.sound import SoundIndex
 
 _SPECIAL = ("typos", "sound_alike", "not_typos", "hints")
+_VOWELS = "aeiou"
+_ANY_FORM = "~"  # after an English word: the phrase also matches the word's other verb forms
 
 
 class Hit(NamedTuple):
@@ -151,14 +153,42 @@ def outermost(hits: list[Hit]) -> list[Hit]:
     return kept
 
 
+def verb_forms(word: str) -> tuple[str, ...]:
+    """-s, -ed and -ing forms of an English verb (regular spelling rules; irregular ones are listed)."""
+    if len(word) < 3 or not word.isalpha() or word.endswith(("ed", "ing", "s")):
+        return ()
+    if word.endswith("e") and not word.endswith("ee"):
+        return (word + "s", word + "d", word[:-1] + "ing")
+    if word.endswith("y") and word[-2] not in _VOWELS:
+        return (word[:-1] + "ies", word[:-1] + "ied", word + "ing")
+    third = word + ("es" if word.endswith(("sh", "ch", "x", "z", "o")) else "s")
+    short = (
+        len(word) <= 4 and word[-1] not in _VOWELS + "wxy" and word[-2] in _VOWELS and word[-3] not in _VOWELS
+    )
+    stem = word + word[-1] if short else word  # cut → cutting, stab → stabbed
+    return (third, stem + "ed", stem + "ing")
+
+
+def _forms(raw: str) -> list[str]:
+    """`kill~ herself` → kill herself, kills herself, killed herself, killing herself."""
+    if _ANY_FORM not in raw:
+        return [raw]
+    head, _, tail = raw.partition(_ANY_FORM)
+    words = head.split(" ")
+    base = head + tail
+    stem = words[-1].lower()
+    return [base] + [" ".join((*words[:-1], form)) + tail for form in verb_forms(stem)]
+
+
 def _build(texts: dict[str, str]) -> Lexicon:
     table: dict[str, list[_Entry]] = {}
     kinds = frozenset(name for name in texts if name not in _SPECIAL)
     for kind in sorted(kinds):
-        for raw in _lines(texts[kind]):
-            phrase, left, right = _phrase(raw)
-            if phrase:
-                table.setdefault(phrase, []).append(_Entry(left, right, kind, raw.strip("*"), ""))
+        for line in _lines(texts[kind]):
+            for raw in _forms(line):
+                phrase, left, right = _phrase(raw)
+                if phrase and not any(e.kind == kind and not e.written for e in table.get(phrase, ())):
+                    table.setdefault(phrase, []).append(_Entry(left, right, kind, raw.strip("*"), ""))
     for raw in _lines(texts.get("typos", "")):
         wrong, _, meant = (part.strip() for part in raw.partition("="))
         phrase, left, right_whole = _phrase(wrong)

@@ -17,7 +17,33 @@ from routing.normalize import HIGH_FEVER_C
 P0, P1, P2, P3 = Urgency.P0, Urgency.P1, Urgency.P2, Urgency.P3
 
 SAFETY = ("self_harm", "safety_threat", "safety_harm", "safety_concern", "safety_notice")
-_HANDOVER_WORDS = ("接", "带走", "领走", "交给", "pick", "collect", "release", "take")
+_HANDOVER_WORDS = (
+    "接",
+    "带走",
+    "领走",
+    "交给",
+    "放人",
+    "放走",
+    "放她",
+    "放他",
+    "放孩子",
+    "pick",
+    "collect",
+    "release",
+    "take",
+    "hand over",
+    "hand him",
+    "hand her",
+    "go with",
+    "leave with",
+)
+# the handover word comes this close after the cue, in its clause (别让他爸爸接) or its sentence
+# (don't let anyone but me or my wife collect him)
+_HANDOVER_REACH = 12
+_HANDOVER_REACH_EN = 40
+# conditional.txt words that, said of a threat, make it likely rather than hypothetical:
+# 他今天可能会来学校抢孩子, he might try to take her
+_FEARED = frozenset(("可能会", "might", "担心会", "怕会"))
 _DEFAULT_URGENCY = {Category.medical: P1, Category.safety: P1, Category.attendance: P1, Category.pickup: P1}
 _VICTIM_WORDS = ("我", "他", "她", "孩子", "娃", "儿子", "女儿", "him", "her", "my ")
 _SHORT = 8  # a greeting or "ok" with more than this much else to say is not just a greeting
@@ -133,6 +159,10 @@ def _medical_live(ctx: Context, hit: Hit, kind: str) -> Candidate:
             return Candidate(P2, 4, Category.medical, f"care from a later day: {term} → P2")
         return Candidate(P1, 1, Category.medical, f"care today: {term} → P1")
     if kind == "medical_mild":
+        if (calm := ev.resolution(hit, "reassured")) and not ev.has("urgent", "current"):
+            return Candidate(
+                P2, 4, Category.medical, f"medical: {term}, minor, nothing to do ({calm.term}) → P2"
+            )
         if later := ev.later():
             return Candidate(
                 P2, 4, Category.medical, f"medical: {term}, minor, for a later day ({later.term}) → P2"
@@ -206,7 +236,9 @@ def _threat(ctx: Context, hit: Hit) -> list[Candidate]:
         return []
     if cue := ev.other_child(hit, rumour_only=True):
         return [Candidate(P2, 4, Category.safety, f"safety rumour: {hit.term}{_cue(cue)} → P2")]
-    if cue := ev.hypothetical(hit):
+    # 要不要跟他走 is the stranger's question, and 可能会来抢 a fear: only an "if" or a rules question
+    # makes a threat hypothetical
+    if (cue := ev.hypothetical(hit)) and cue.term not in _FEARED and cue.kind != "permission_question":
         return [Candidate(P2, 4, Category.safety, f"safety question: {hit.term}{_cue(cue)} → P2")]
     if cue := ev.resolution(hit, "found"):
         ctx.ruled_out(hit, Status.resolved, cue)
@@ -221,10 +253,12 @@ def _do_not_release(ev: Evidence) -> list[Candidate]:
     for cue in ev.of("forbid_handover"):
         if ev.negation(cue) or ev.past(cue) or ev.resolution(cue):
             continue
-        after = ev.text[cue.end : cue.end + 12]
-        for stop in "。！？!?;；\n":
+        english = cue.term.isascii()
+        after = ev.text[cue.end : cue.end + (_HANDOVER_REACH_EN if english else _HANDOVER_REACH)]
+        for stop in "。！？!?;；\n" if english else "。！？!?;；\n，,":
             after = after.split(stop, 1)[0]
-        if any(word in cue.term or word in after for word in _HANDOVER_WORDS):
+        said = cue.term + after  # 不要放 + 人: the handover word may straddle the cue
+        if any(word in said for word in _HANDOVER_WORDS):
             return [
                 Candidate(P0, 0, Category.safety, f"safety: do not release the child ({cue.term} …) → P0")
             ]
@@ -242,6 +276,9 @@ def _harm(ev: Evidence, hit: Hit) -> list[Candidate]:
     if cue := ev.earlier(hit):
         return [Candidate(P1, 0, Category.safety, f"safety: {hit.term}, told afterwards{_cue(cue)} → P1")]
     if (habit := _first(ev, "habitual")) and not ev.has("current"):
+        if hurt := _injured(ev):
+            reason = f"safety: {hit.term}, keeps happening ({habit.term}) and has hurt ({hurt.term}) → P0"
+            return [Candidate(P0, 0, Category.safety, reason)]
         if today := ev.today():
             return [
                 Candidate(
@@ -255,6 +292,15 @@ def _harm(ev: Evidence, hit: Hit) -> list[Candidate]:
     if (other := ev.other_child(hit)) and not _victim_named(ev.text[other.end : hit.end]):
         return [Candidate(P2, 4, Category.safety, f"safety: {hit.term} among others{_cue(other)} → P2")]
     return [Candidate(P0, 0, Category.safety, f"safety: {hit.term}, now or time unclear → P0")]
+
+
+def _injured(ev: Evidence) -> Hit | None:
+    """Violence that keeps happening and has left marks (淤青, cuts, marks on his neck) is not just a
+    worry: the child goes back among the same children today."""
+    for hit in ev.of("medical_acute"):
+        if ev.status(hit, rumour_only=True)[0] is Status.live:
+            return hit
+    return None
 
 
 def _hurt_now(ev: Evidence, hazard: Hit) -> Hit | None:
@@ -347,6 +393,8 @@ def _today_or_later(ev: Evidence, kinds: tuple[str, ...], order: int, category: 
     for hit in ev.of_any(kinds):
         if category is Category.attendance and (ev.negation(hit) or ev.past(hit)):
             continue  # 没请假; 上周请了病假 (an absence that is over asks nothing today)
+        if category is Category.pickup and ev.past(hit) and not ev.today():
+            continue  # teased on the bus last term: a pickup word told about the past asks nothing
         if cue := ev.hypothetical(hit):
             return [Candidate(P2, 6, category, f"{category.value} question: {hit.term}{_cue(cue)} → P2")]
         asked = _first(ev, "process_question") or ev.rule_question() or _first(ev, "feedback")
@@ -396,6 +444,12 @@ def fallback(ctx: Context) -> Candidate:
             f"no signal in the text; form category {ctx.hinted.value} → {urgency.value}",
         )
     if urgent := ev.of("urgent"):
+        place, cue = ctx.place()
+        if place is Place.school:
+            # 老师快去看看，他在教室里不对劲: distress about a child at school now, in words we do not
+            # know yet; missing an emergency is the worst error, so it goes to the nurse first.
+            reason = f"urgent words ({urgent[0].term}) about a child at school now{_cue(cue)}, no known signal → P0"
+            return Candidate(P0, 9, Category.medical, reason)
         return Candidate(
             P1, 9, Category.admin, f"urgent words ({urgent[0].term}) without a known signal → P1"
         )

@@ -364,3 +364,103 @@ def test_quality_aims_on_the_fresh_set() -> None:
 )
 def test_general_fixes_from_the_fresh_set(text: str, urgency: Urgency, category: Category) -> None:
     check(text, urgency, category)
+
+
+# --- generality, round 2: probe sets written before reading the lexicons (expatriate and
+# returnee parents' English and mixed Chinese-English; dialect, Cantonese, Traditional and
+# voice-input Chinese)
+
+PROBES = (DATA / "triage_probe_en.jsonl", DATA / "triage_probe_zh.jsonl")
+
+
+@pytest.mark.parametrize("path", PROBES, ids=lambda p: p.stem)
+def test_quality_aims_on_the_probe_sets(path: Path) -> None:
+    if not path.exists():
+        pytest.skip("the probe set is not there")
+    figures = _figures(path)
+    assert figures["P0 recall"] >= 0.99
+    assert figures["under-triage"] <= 0.02
+    assert figures["over-triage"] <= 0.10
+    assert figures["category accuracy"] >= 0.90
+    assert triage_eval.missed_aims(figures) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "urgency", "category"),
+    [
+        # everyday words for ill or hurt, and the school reporting it
+        ("Hi, Sam just rang me from the school phone, he's off colour and has the runs", P0, medical),
+        ("Kabir's teacher says he fainted in the line-up this morning", P0, medical),
+        ("Ma'am, my son is having loose motions in school since morning", P0, medical),
+        ("我家小子刚才在学校抽了，老师打电话说叫了120", P0, medical),
+        ("佢喺學校發高燒，我個女喺學校嘔咗兩次", P0, medical),
+        # a broken arm is an injury, a broken handrail a hazard
+        ("老師我兒子在體育課受傷了，手臂好像斷了", P0, medical),
+        ("教室的扶手断了，有空修一下", P2, safety),
+        # "要不要缝针" asks about treatment; 磕破头了 is told as done
+        ("娃在操场磕破头了，流了好多血，要不要缝针啊", P0, medical),
+        # strangers, missing children, self-harm, custody in everyday words
+        ("Some guy kept following Chloe from the bus stop to the school gate", P0, safety),
+        ("校门口有个男的问小孩要不要跟他走", P0, safety),
+        ("Can't reach Ella at all, she should've been home at 4:30", P0, safety),
+        ("娃到现在联系不上，老师他今天几点放的学", P0, safety),
+        ("I found cuts on his arm last night, he admitted he's been cutting", P0, safety),
+        ("孩子他爸今天可能会来学校抢孩子，千万别让他接走", P0, safety),
+        ("Please don't let anyone but me or my wife collect Leo today", P0, safety),
+        ("娃儿在学校遭打了，脸都肿了", P0, safety),
+        # violence that keeps happening and has left marks is not only a worry
+        ("Ravi is being choked by other kids every day, I saw marks on his neck", P0, safety),
+        # a reading given as an example of a threshold is a policy question
+        ("发烧多少度需要请假啊？37度5算不算", P2, admin),
+        # a minor symptom with "nothing to do" is information
+        ("孩子没发烧，就是有点流鼻涕，不用担心", P2, medical),
+        # the parent is late (English), not the child
+        ("I'll be 20 mins late for pick up today, stuck in traffic", P1, pickup),
+        # ordinary words that contain a new signal
+        ("孩子成绩跌了不少，想跟老师聊聊", P2, academic),
+        ("老师，我一直联系不上班主任，想问一下学费的事", P2, admin),
+        ("The pickup area is so congested every day, could staggered dismissal work?", P2, feedback),
+        ("He needs a floppy hat for sports day", P2, admin),
+    ],
+)
+def test_general_fixes_from_the_probe_sets(text: str, urgency: Urgency, category: Category) -> None:
+    check(text, urgency, category)
+
+
+def test_a_verb_marked_with_a_tilde_matches_its_other_forms(tmp_path: Path) -> None:
+    from routing.lexicon import verb_forms
+
+    assert verb_forms("kill") == ("kills", "killed", "killing")
+    assert verb_forms("cut") == ("cuts", "cutted", "cutting")  # a junk form never matches anything
+    assert verb_forms("choke") == ("chokes", "choked", "choking")
+    assert verb_forms("ed") == ()
+    (tmp_path / "self_harm.txt").write_text("sob~ herself to sleep\n", encoding="utf-8")
+    lexicon = load_lexicon(extra_dir=tmp_path)
+    for text in ("she sobs herself to sleep", "she sobbed herself to sleep", "sobbing herself to sleep"):
+        assert [h.term for h in lexicon.scan(normalize(text)) if h.kind == "self_harm"], text
+
+
+@pytest.mark.parametrize(
+    ("text", "urgency", "category"),
+    [
+        ("My daughter told me she's been thinking about killing herself. She's at school today", P0, safety),
+        ("Three lads from year 6 are kicking my son behind the sports hall", P0, safety),
+        ("Liam's got a horrible earache at school and he's howling", P0, medical),
+        ("Our son didn't get on the school bus home and he's not answering his watch", P0, safety),
+        # the stranger's shape, not a listed phrase
+        ("今天早上有个戴帽子的男人一路跟着我女儿到学校门口", P0, safety),
+        ("My daughter says a man in a black car pulled up and asked her to get in", P0, safety),
+        ("A woman from the council approached us about parking", P2, admin),
+        # life has no point, in any words
+        ("孩子最近说活着没意义，现在在学校", P0, safety),
+        # others did it, said with 把
+        ("班上有几个孩子在厕所里把我家孩子围起来打", P0, safety),
+        ("老师下午第三节课后我要把孩子接走 去医院打疫苗", P1, attendance),
+        # the results come out; a rash comes out
+        ("The exam results come out in July", P2, academic),
+        ("He came out in hives after lunch at school", P0, medical),
+        ("The school photographer will photograph the kids on Monday", P2, admin),
+    ],
+)
+def test_general_fixes_from_the_last_probes(text: str, urgency: Urgency, category: Category) -> None:
+    check(text, urgency, category)
