@@ -23,6 +23,7 @@ from relay.store import (
     PlannedStepRecord,
     RequestRecord,
     iso,
+    iso_due,
     load,
     new_request_id,
     write_request,
@@ -102,7 +103,8 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
         eta_text=routing.eta_text,
         created_at=at,
         updated_at=at,
-        escalation=[PlannedStepRecord(step=s.index, due_at=iso(s.due_at), notify=list(s.notify)) for s in routing.escalation],
+        escalation=[PlannedStepRecord(step=s.index, due_at=iso_due(s.due_at), notify=list(s.notify))
+                    for s in routing.escalation],
         directory_version=version,
     )
     event = NOTICE_EVENT.get(classification.urgency, "request.created")

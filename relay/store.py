@@ -92,6 +92,13 @@ def iso(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def iso_due(moment: dt.datetime) -> str:
+    """A due time to the second, rounded up: a timer armed from it never fires before the plan."""
+    if moment.microsecond:
+        moment = moment.replace(microsecond=0) + dt.timedelta(seconds=1)
+    return iso(moment)
+
+
 def epoch(iso_text: str) -> float:
     return dt.datetime.fromisoformat(iso_text).timestamp()
 

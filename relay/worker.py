@@ -77,10 +77,30 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
     # RQ blocks on BLPOP for minutes; its connection must not carry the API's short socket timeout.
     blocking = redis.Redis.from_url(runtime.settings.redis_url or DEFAULT_REDIS_URL, socket_connect_timeout=2.0)
     worker_class = Worker if runtime.settings.worker_class == "fork" else SimpleWorker
-    worker = worker_class(names, connection=blocking, name=f"relay-{socket.gethostname()}-{os.getpid()}")
     log.info("worker_started", pid=os.getpid(), queues=names)
     try:
-        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+        attempt = 0
+        while True:
+            name = f"relay-{socket.gethostname()}-{os.getpid()}" + (f"-r{attempt}" if attempt else "")
+            worker = worker_class(names, connection=blocking, name=name)
+            try:
+                worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+                return
+            except redis.ConnectionError as exc:
+                # Redis went away mid-job and RQ could not even record it: the job's watchdog timer
+                # hands it to a worker later; this process waits for Redis instead of exiting.
+                attempt += 1
+                log.warning("worker_lost_redis", error=type(exc).__name__, restart=attempt)
+                _wait_for_redis(blocking)
     finally:
         if scheduler is not None:
             scheduler.stop()
+
+
+def _wait_for_redis(connection: redis.Redis, pause: float = 0.5) -> None:
+    while True:
+        try:
+            connection.ping()
+            return
+        except redis.ConnectionError:
+            time.sleep(pause)

@@ -19,9 +19,11 @@ from routing.calendar import (
     sla_due,
     unknown_years,
 )
+from routing.classifier import Classification
 from routing.directory import School
 from routing.durations import parse_duration
-from routing.labels import Urgency
+from routing.labels import Category, Urgency
+from routing.plan import RoutingPlan, plan
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -390,3 +392,58 @@ def test_day_kinds_for_callers() -> None:
     assert calendar.day(dt.date(2026, 10, 1)).name == "国庆节"
     assert calendar.day(dt.date(2026, 10, 10)).kind is DayKind.makeup
     assert calendar.day(dt.date(2026, 8, 1)).name == "暑假"
+
+
+# Through routing.plan: what intake stores (due times, the escalation snapshot, the digest hour) ------
+
+
+def staffed_school() -> School:
+    def member(staff_id: str, role: str, **extra: Any) -> dict[str, Any]:
+        return {"id": staff_id, "name": staff_id, "roles": [role],
+                "contacts": [{"channel": "webhook", "url": f"http://127.0.0.1:9/{staff_id}"}], **extra}
+
+    return school(
+        staff=[member("aa", "academic_affairs", backup="aa2"), member("aa2", "academic_affairs")],
+        classes=[{"id": "c1", "name": "三年级2班", "academic_affairs": "aa"}],
+        students=[{"id": "s1", "name": "张小明", "class_id": "c1", "guardians": [{"id": "g1", "name": "张妈妈"}]}],
+        sla={"P2": {"ack_within": "1d", "resolve_within": "2d", "escalation": [{"after": "1d", "notify": ["backup"]}]}},
+    )
+
+
+def planned(urgency: Urgency, category: Category, when: str) -> RoutingPlan:
+    s = staffed_school()
+    student = s.student("s1")
+    assert student is not None
+    return plan(Classification(urgency, category, ("test",)), student, s, at(when))
+
+
+def test_a_p2_the_evening_before_national_day_is_planned_for_the_first_school_day_after_it() -> None:
+    # Wednesday 2026-09-30 20:00; 10-01..10-07 closed; Thursday 10-08 is the first school day.
+    result = planned(Urgency.P2, Category.academic, "2026-09-30T20:00")
+    assert result.school_time is True
+    assert result.ack_due_at == at("2026-10-08T17:00")
+    assert result.resolve_due_at == at("2026-10-09T17:00")
+    assert [(s.due_at, s.notify) for s in result.escalation] == [(at("2026-10-08T17:00"), ("aa2",))]
+    assert result.eta_text == "预计 10月8日（周四）下午 5:00 前回复（国庆节放假）"
+    # Its notification is held for the digest at that day's opening.
+    assert quiet_until(staffed_school(), at("2026-09-30T20:00")) == at("2026-10-08T08:00")
+
+
+def test_a_p2_on_friday_evening_before_spring_festival_is_due_on_the_make_up_saturday() -> None:
+    # Friday 2026-02-13 20:00: Saturday 02-14 is a make-up workday, then 02-15..02-23 are closed.
+    result = planned(Urgency.P2, Category.admin, "2026-02-13T20:00")
+    assert result.ack_due_at == at("2026-02-14T17:00")
+    assert result.resolve_due_at == at("2026-02-24T17:00")
+    assert result.eta_text == "预计明天（周六）下午 5:00 前回复"
+    assert quiet_until(staffed_school(), at("2026-02-13T20:00")) == at("2026-02-14T08:00")
+
+
+@pytest.mark.parametrize(("received", "due"), [
+    ("2026-09-30T16:50", "2026-10-08T08:20"),  # 10 minutes before closing, then the holiday
+    ("2026-10-09T16:50", "2026-10-10T08:20"),  # Friday: the make-up Saturday is the next school day
+    ("2026-09-18T16:50", "2026-09-20T08:20"),  # Friday: Saturday is not, the make-up Sunday is
+])
+def test_p1_school_minutes_and_escalation_steps_skip_the_holiday_and_count_make_up_days(received: str, due: str) -> None:
+    result = planned(Urgency.P1, Category.attendance, received)
+    assert result.ack_due_at == at(due)
+    assert [s.due_at for s in result.escalation] == [at(due)]  # the default P1 chain: backup after 30 school minutes
