@@ -18,7 +18,7 @@ from routing.evidence import Evidence, gather
 from routing.labels import Category, Urgency
 from routing.lexicon import Lexicon, default_lexicon
 from routing.normalize import normalize
-from routing.rules import P0, P3, Candidate, Context, fallback, medical, routine, safety, spam_marks
+from routing.rules import P0, P3, Candidate, Context, fallback, medical, net, routine, safety, spam_marks
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Classification:
 
 _HINT_WEIGHT = 5  # a form's category moves a candidate this many places up among equals
 _MAX_REASONS = 5
-_RULES: tuple[Callable[[Context], list[Candidate]], ...] = (medical, safety, routine)
+_RULES: tuple[Callable[[Context], list[Candidate]], ...] = (medical, safety, routine, net)
 
 
 def _own_child_named(evidence: Evidence) -> bool:
@@ -41,7 +41,7 @@ def classify(text: str, hint: str | None = None, *, lexicon: Lexicon | None = No
     """Urgency, category and the evidence behind them; pure and fast (lexicons load once)."""
     lexicon = lexicon or default_lexicon()
     evidence = gather(normalize(text), lexicon)
-    ctx = Context(evidence, lexicon.hint_category(hint))
+    ctx = Context(evidence, lexicon.hint_category(hint), lexicon)
     candidates = [candidate for rule in _RULES for candidate in rule(ctx)] or [fallback(ctx)]
 
     def rank(candidate: Candidate) -> tuple[int, int]:

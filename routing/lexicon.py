@@ -23,6 +23,9 @@ from routing.normalize import normalize
 from routing.sound import SoundIndex
 
 _SPECIAL = ("typos", "sound_alike", "not_typos", "hints")
+# Weak signals (weak_body.txt, weak_distress.txt …) are scanned apart, and only by the safety net:
+# broad words like 头 or hand must never hide a phrase of the lists the rules read.
+_WEAK = "weak_"
 _VOWELS = "aeiou"
 _ANY_FORM = "~"  # after an English word: the phrase also matches the word's other verb forms
 
@@ -95,27 +98,21 @@ class Lexicon:
     by_sound: dict[str, tuple[tuple[str, str], ...]]  # phrase → (kind, term) of its lists
     hints: dict[str, Category]
     kinds: frozenset[str] = field(default_factory=frozenset)
+    weak: ahocorasick.Automaton | None = None
 
     def scan(self, text: str) -> list[Hit]:
         """Every phrase in the normalized text, minus those inside a longer phrase."""
-        hits: list[Hit] = []
-        size = len(text)
-        new = tuple.__new__  # a Hit without NamedTuple's slower constructor: this loop is the hot path
-        for end, (length, english, entries) in self.automaton.iter(text):
-            start = end - length + 1
-            if english:
-                left_ok = start == 0 or not _is_word_char(text[start - 1])
-                right_ok = end + 1 >= size or not _is_word_char(text[end + 1])
-                for entry in entries:
-                    if (left_ok or not entry.whole_left) and (right_ok or not entry.whole_right):
-                        hits.append(new(Hit, (start, end + 1, entry.kind, entry.term, entry.written)))
-            else:
-                for entry in entries:
-                    hits.append(new(Hit, (start, end + 1, entry.kind, entry.term, entry.written)))
+        hits = _matches(self.automaton, text)
         for start, end, phrase, written in self.sounds.find(text):
             for kind, term in self.by_sound.get(phrase, ()):
                 hits.append(Hit(start, end, kind, term, written))
         return outermost(hits)
+
+    def weak_scan(self, text: str) -> list[Hit]:
+        """The weak signals (weak_*.txt) in the normalized text; weak_not phrases hide those inside them."""
+        if self.weak is None:
+            return []
+        return [hit for hit in outermost(_matches(self.weak, text)) if hit.kind != "weak_not"]
 
     def hint_category(self, hint: str | None) -> Category | None:
         """The category a form's category_hint stands for, if we know the hint."""
@@ -128,6 +125,45 @@ class Lexicon:
             if word in key:
                 return category
         return None
+
+
+def _matches(automaton: ahocorasick.Automaton, text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    size = len(text)
+    new = tuple.__new__  # a Hit without NamedTuple's slower constructor: this loop is the hot path
+    for end, (length, english, entries) in automaton.iter(text):
+        start = end - length + 1
+        if english:
+            left_ok = start == 0 or not _is_word_char(text[start - 1])
+            right_ok = end + 1 >= size or not _is_word_char(text[end + 1])
+            for entry in entries:
+                if (left_ok or not entry.whole_left) and (right_ok or not entry.whole_right):
+                    hits.append(new(Hit, (start, end + 1, entry.kind, entry.term, entry.written)))
+        else:
+            for entry in entries:
+                hits.append(new(Hit, (start, end + 1, entry.kind, entry.term, entry.written)))
+    return hits
+
+
+def _automaton(table: dict[str, list[_Entry]]) -> ahocorasick.Automaton:
+    automaton = ahocorasick.Automaton()
+    for phrase, entries in table.items():
+        english = any(e.whole_left or e.whole_right for e in entries)
+        automaton.add_word(phrase, (len(phrase), english, tuple(entries)))
+    if table:
+        automaton.make_automaton()
+    return automaton
+
+
+def _table(texts: dict[str, str], kinds: frozenset[str]) -> dict[str, list[_Entry]]:
+    table: dict[str, list[_Entry]] = {}
+    for kind in sorted(kinds):
+        for line in _lines(texts[kind]):
+            for raw in _forms(line):
+                phrase, left, right = _phrase(raw)
+                if phrase and not any(e.kind == kind and not e.written for e in table.get(phrase, ())):
+                    table.setdefault(phrase, []).append(_Entry(left, right, kind, raw.strip("*"), ""))
+    return table
 
 
 def outermost(hits: list[Hit]) -> list[Hit]:
@@ -181,14 +217,9 @@ def _forms(raw: str) -> list[str]:
 
 
 def _build(texts: dict[str, str]) -> Lexicon:
-    table: dict[str, list[_Entry]] = {}
-    kinds = frozenset(name for name in texts if name not in _SPECIAL)
-    for kind in sorted(kinds):
-        for line in _lines(texts[kind]):
-            for raw in _forms(line):
-                phrase, left, right = _phrase(raw)
-                if phrase and not any(e.kind == kind and not e.written for e in table.get(phrase, ())):
-                    table.setdefault(phrase, []).append(_Entry(left, right, kind, raw.strip("*"), ""))
+    kinds = frozenset(name for name in texts if name not in _SPECIAL and not name.startswith(_WEAK))
+    table = _table(texts, kinds)
+    weak = _table(texts, frozenset(name for name in texts if name.startswith(_WEAK)))
     for raw in _lines(texts.get("typos", "")):
         wrong, _, meant = (part.strip() for part in raw.partition("="))
         phrase, left, right_whole = _phrase(wrong)
@@ -204,15 +235,11 @@ def _build(texts: dict[str, str]) -> Lexicon:
         word, _, label = (part.strip() for part in raw.partition("="))
         if word and label in Category.__members__:
             hints[normalize(word)] = Category(label)
-    automaton = ahocorasick.Automaton()
-    for phrase, entries in table.items():
-        english = any(e.whole_left or e.whole_right for e in entries)
-        automaton.add_word(phrase, (len(phrase), english, tuple(entries)))
-    automaton.make_automaton()
+    automaton = _automaton(table)
     sounds = SoundIndex(
         (p for p, e in by_sound.items() if e), (_phrase(raw)[0] for raw in _lines(texts.get("not_typos", "")))
     )
-    return Lexicon(automaton, sounds, by_sound, hints, kinds)
+    return Lexicon(automaton, sounds, by_sound, hints, kinds, _automaton(weak) if weak else None)
 
 
 def load_lexicon(extra_dir: str | PathLike[str] | None = None) -> Lexicon:

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from routing.evidence import MEDICAL, Evidence, Place, Status
 from routing.labels import Category, Urgency
-from routing.lexicon import Hit
+from routing.lexicon import Hit, Lexicon
 from routing.normalize import HIGH_FEVER_C
 
 P0, P1, P2, P3 = Urgency.P0, Urgency.P1, Urgency.P2, Urgency.P3
@@ -61,9 +61,10 @@ class Candidate(NamedTuple):
 class Context:
     """One message under judgement: its evidence, the form's hint, and notes for the reasons."""
 
-    def __init__(self, evidence: Evidence, hinted: Category | None) -> None:
+    def __init__(self, evidence: Evidence, hinted: Category | None, lexicon: Lexicon | None = None) -> None:
         self.evidence = evidence
         self.hinted = hinted
+        self.lexicon = lexicon
         self.notes: list[str] = []
         self.inactive: list[Hit] = []
         self._place: tuple[Place | None, Hit | None] | None = None
@@ -425,6 +426,71 @@ def _leftover(ev: Evidence) -> float:
             elif char.isascii() and char.isalpha():
                 letters += 1
     return cjk + letters / 4
+
+
+# --- the safety net: a health or safety signal in words no list knows yet
+
+# weight of each weak list; the net fires from _NET_MIN with a cue that the child is in it now
+_NET_WEIGHT = {
+    "weak_body": 1,
+    "weak_symptom": 1,
+    "weak_distress": 2,
+    "weak_accident": 2,
+    "weak_danger": 2,
+    "weak_person": 1,
+    "concern": 2,
+}
+# the net needs something physical: a body, distress, an accident, a weapon or violence
+_NET_PHYSICAL = frozenset(("weak_body", "weak_distress", "weak_accident", "weak_danger"))
+_NET_MIN = 3
+_NET_KIND = {"safety_concern": "concern"}
+# someone else doing it (有人拿刀) is the danger, not another child's trouble: only hearsay rules these out
+_NET_ACTORS = frozenset(("weak_danger", "weak_person", "safety_concern"))
+# a known signal that decides the message keeps the net quiet; a worry (safety_concern, a standing
+# condition) does not decide it, and a worry counts as danger
+_NET_QUIET = (
+    *(kind for kind in MEDICAL if kind != "medical_condition"),
+    *(kind for kind in SAFETY if kind != "safety_concern"),
+    "hazard",
+    "thanks",
+    "spam",
+    "returning",
+)
+_NET_NOW = ("urgent", "current", "school_call", "weak_now")
+
+
+def net(ctx: Context) -> list[Candidate]:
+    """When a health or safety signal is present but the rest is unclear, choose the higher urgency:
+    parts of the body, distress, accidents and danger (weak_*.txt), said of the child now or at
+    school, in a message where no known medical or safety phrase fired, make it an emergency."""
+    ev = ctx.evidence
+    if ctx.lexicon is None or ev.has(*_NET_QUIET):
+        return []
+    weak = ctx.lexicon.weak_scan(ev.text)
+    if not weak or ev.later() or ev.rule_question():
+        return []
+    place, where = ctx.place()
+    if place is Place.away:
+        return []
+    known = ev.of("safety_concern")
+    live = [
+        hit
+        for hit in known + [h for h in weak if not any(k.start < h.end and h.start < k.end for k in known)]
+        if _NET_KIND.get(hit.kind, hit.kind) in _NET_WEIGHT
+        and ev.status(hit, rumour_only=hit.kind in _NET_ACTORS)[0] is Status.live
+        and not ev.earlier(hit)
+    ]
+    kinds = {_NET_KIND.get(hit.kind, hit.kind) for hit in live}
+    if kinds.isdisjoint(_NET_PHYSICAL) or sum(_NET_WEIGHT[kind] for kind in kinds) < _NET_MIN:
+        return []
+    now = [hit for kind in _NET_NOW[:-1] for hit in ev.of(kind)] + [h for h in weak if h.kind == _NET_NOW[-1]]
+    cue = where if place is Place.school else (now[0] if now else None)
+    if cue is None:
+        return []
+    category = Category.safety if kinds & {"weak_danger", "concern"} else Category.medical
+    words = ", ".join(dict.fromkeys(hit.term for hit in live))
+    reason = f"uncertain health/safety signal ({words}; {cue.term}) → P0 by caution"
+    return [Candidate(P0, 9, category, reason)]
 
 
 def spam_marks(ev: Evidence) -> list[str]:

@@ -464,3 +464,62 @@ def test_a_verb_marked_with_a_tilde_matches_its_other_forms(tmp_path: Path) -> N
 )
 def test_general_fixes_from_the_last_probes(text: str, urgency: Urgency, category: Category) -> None:
     check(text, urgency, category)
+
+
+# --- the safety net: a health or safety signal in words no list knows, with the child in it now
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Kai says his ear is throbbing and there's gunk coming out, he's at school right now", medical),
+        ("老師，我女兒說她現在胸口很悶，呼吸很快，在音樂教室", medical),
+        ("He just rang me from PE, his knee is at a weird angle and he can't stand up", medical),
+        ("孩子在学校手背被开水泼到，红了一大片，起泡了", medical),
+        ("My girl rang crying that a boy pinned her against the wall and is squeezing her throat", safety),
+        ("My son just texted that two older kids are holding his head under the tap in the toilets", safety),
+        ("刚刚孩子说校门外有人拿着砖头砸车", safety),
+    ],
+)
+def test_the_safety_net_reads_unknown_words_of_harm_now_as_an_emergency(text: str, category: Category) -> None:
+    result = check(text, P0, category)
+    assert "uncertain health/safety signal" in result.reasons[0]
+    assert "P0 by caution" in result.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # no cue that it is now or at school
+        "孩子的手背红了一块，起了个小泡",
+        # body words in ordinary requests
+        "孩子的胳膊现在还打着石膏，体育课麻烦让他休息",
+        "Could you help Ava with her handwriting? Her hand gets tired quickly",
+        "孩子刚打电话说想吃火锅",
+        # a worry and tears, but nothing physical
+        "孩子刚才在学校哭了，因为同学抢了他的笔",
+        "孩子现在在学校跟同学打闹，您管管",
+        # a later day, a rules question, the child at home, hearsay
+        "明天他的手腕还红着，体育课能上吗",
+        "孩子现在在家，手背红了一大片还起泡",
+        "听说隔壁班刚才有孩子手背红了一大片还起泡",
+    ],
+)
+def test_the_safety_net_stays_quiet_without_a_physical_signal_now(text: str) -> None:
+    result = classify(text)
+    assert "by caution" not in result.reasons[0], result.reasons
+    assert result.urgency is not P0, result.reasons
+
+
+def test_weak_signals_never_hide_a_known_phrase() -> None:
+    lexicon = default_lexicon()
+    assert not any(hit.kind.startswith("weak_") for hit in lexicon.scan(normalize("孩子头疼，手很烫")))
+    assert {hit.kind for hit in lexicon.weak_scan(normalize("孩子用手机打电话"))} <= {"weak_now"}
+
+
+def test_a_school_extends_the_weak_signals(tmp_path: Path) -> None:
+    (tmp_path / "weak_distress.txt").write_text("嗡嗡\n", encoding="utf-8")
+    lexicon = load_lexicon(extra_dir=tmp_path)
+    text = "老师，孩子说现在耳朵里嗡嗡响，在教室里"
+    assert classify(text).urgency is not P0
+    assert classify(text, lexicon=lexicon).urgency is P0
