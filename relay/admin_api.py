@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from relay import admin, roster_files
 from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
-from relay.api.errors import ApiError
+from relay.api.errors import ApiError, ErrorBody
 from relay.directory import ConfigError, Published, export_yaml, versions
 from routing.validation import Problem
 
@@ -101,7 +101,8 @@ def directory(caller: Administrator, runtime: RuntimeDep) -> Any:
     return {"school_id": school.id, "version": version, "school": school.model_dump(mode="json", exclude_none=True)}
 
 
-@router.get("/directory.yaml")
+@router.get("/directory.yaml", response_class=Response,
+            responses={200: {"content": {"application/yaml": {"schema": {"description": "the school configuration YAML"}}}}})
 def directory_yaml(caller: Administrator, runtime: RuntimeDep) -> Response:
     """The current version as a configuration file (what `relay config export` prints)."""
     _, school = _run(lambda: admin.current(runtime, caller.school.id))
@@ -173,19 +174,25 @@ async def check_roster(request: Request, caller: Administrator, runtime: Runtime
     return body
 
 
-@router.post("/roster/{import_id}/apply")
+@router.post("/roster/{import_id}/apply",
+             responses={410: {"model": ErrorBody, "description": "the checked import expired: check it again"}})
 def apply_roster(import_id: str, caller: Administrator, runtime: RuntimeDep) -> Any:
     """Publish a checked import as the new version (settings, leave and absence are kept)."""
     return _run(lambda: _result(admin.apply_import(runtime, caller.school.id, import_id, caller.id)))
 
 
-@router.get("/roster.xlsx")
+_XLSX_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+        "schema": {"type": "string", "format": "binary"}}}}}
+
+
+@router.get("/roster.xlsx", response_class=Response, responses=_XLSX_RESPONSE)
 def roster_xlsx(caller: Administrator, runtime: RuntimeDep) -> Response:
     _, school = _run(lambda: admin.current(runtime, caller.school.id))
     return _download(roster_files.workbook(school), XLSX, f"{school.id}-roster.xlsx")
 
 
-@router.get("/roster/template.xlsx")
+@router.get("/roster/template.xlsx", response_class=Response, responses=_XLSX_RESPONSE)
 def template_xlsx(_: Administrator) -> Response:
     return _download(roster_files.workbook(None), XLSX, "roster-template.xlsx")
 
