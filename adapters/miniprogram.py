@@ -35,15 +35,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 
+from adapters import weixin
 from adapters.base import (
     Message,
     Outcome,
@@ -52,17 +52,9 @@ from adapters.base import (
     delivered,
     not_configured,
     result_from_exception,
-    result_from_status,
 )
 
-
-class Rule(NamedTuple):
-    outcome: Outcome
-    reason: Reason
-    detail: str
-    retry_after: float | None = None
-
-
+Rule = weixin.Rule
 _retry, _permanent = Outcome.retry, Outcome.permanent
 
 # errcode -> what it means. Codes not listed are permanent client errors.
@@ -124,23 +116,7 @@ DEFAULT_FIELDS: Mapping[str, str] = {
 
 
 def result_for(errcode: int) -> Result:
-    rule = ERRORS.get(errcode) or Rule(_permanent, Reason.client, f"errcode {errcode}")
-    return Result(rule.outcome, rule.reason, str(errcode), rule.detail, rule.retry_after)
-
-
-def _answer(response: httpx.Response) -> dict[str, Any] | Result:
-    """The JSON object WeChat answered, or the Result that says why there is none."""
-    failed = result_from_status(response)
-    if failed is not None:
-        return failed
-    try:
-        answer = response.json()  # jscode2session answers JSON as text/plain
-        if isinstance(answer, dict):
-            answer["errcode"] = int(answer.get("errcode") or 0)
-            return answer
-    except (ValueError, TypeError):
-        pass
-    return Result(Outcome.retry, Reason.server, str(response.status_code), "malformed answer")
+    return weixin.result_for(ERRORS, errcode)
 
 
 def fit(key: str, value: str) -> str:
@@ -191,11 +167,11 @@ class MiniProgramChannel:
         self._template_id = template_id or ""
         self._base_url = base_url.rstrip("/")
         self._page = page
-        self._clock = clock
         self._fields = fields
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self._lock = threading.Lock()
+        credentials = {"grant_type": "client_credential", "appid": self._app_id, "secret": self._app_secret}
+        self._token = weixin.AccessToken(
+            lambda: client.post(f"{self._base_url}/cgi-bin/stable_token", json=credentials), ERRORS, clock
+        )
 
     def __repr__(self) -> str:
         return f"MiniProgramChannel(app_id={self._app_id!r}, template_id={self._template_id!r})"
@@ -217,7 +193,7 @@ class MiniProgramChannel:
         return self._post(json.dumps(document, ensure_ascii=False).encode())
 
     def _post(self, body: bytes, *, fresh_token_on_expiry: bool = True) -> Result:
-        token = self._access_token()
+        token = self._token.get()
         if isinstance(token, Result):
             return token
         try:
@@ -229,44 +205,15 @@ class MiniProgramChannel:
             )
         except httpx.HTTPError as exc:
             return result_from_exception(exc)
-        answer = _answer(response)
+        answer = weixin.read_answer(response)
         if isinstance(answer, Result):
             return answer
         if answer["errcode"] in TOKEN_ERRORS:
-            self._drop(token)
+            self._token.drop(token)
             if fresh_token_on_expiry:
                 return self._post(body, fresh_token_on_expiry=False)
         return result_for(answer["errcode"]) if answer["errcode"] else delivered("0")
 
-    def _access_token(self) -> str | Result:
-        with self._lock:
-            if self._token is not None and self._clock() < self._refresh_at:
-                return self._token
-            credentials = {
-                "grant_type": "client_credential",
-                "appid": self._app_id,
-                "secret": self._app_secret,
-            }
-            try:
-                response = self._client.post(f"{self._base_url}/cgi-bin/stable_token", json=credentials)
-            except httpx.HTTPError as exc:
-                return result_from_exception(exc)
-            answer = _answer(response)
-            if isinstance(answer, Result):
-                return answer
-            if answer["errcode"] != 0:
-                return result_for(answer["errcode"])
-            token, expires_in = answer.get("access_token"), answer.get("expires_in")
-            if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
-                return Result(Outcome.retry, Reason.server, "0", "token answer without a token")
-            self._token = token
-            self._refresh_at = self._clock() + expires_in - min(REFRESH_AHEAD, expires_in / 2)
-            return token
-
-    def _drop(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:
-                self._token = None
 
 
 @dataclass(frozen=True)
@@ -322,7 +269,7 @@ class MiniProgramLogin:
         except httpx.HTTPError as exc:
             # Raised from None: the httpx error carries the URL, and the URL carries the secret.
             raise LoginError(None, result_from_exception(exc).reason) from None
-        answer: dict[str, Any] | Result = _answer(response)
+        answer: dict[str, Any] | Result = weixin.read_answer(response)
         if isinstance(answer, Result):
             raise LoginError(answer.vendor_code, answer.reason)
         errcode = answer["errcode"]

@@ -24,14 +24,14 @@ from __future__ import annotations
 import html
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import httpx
 
+from adapters import weixin
 from adapters.base import (
     Message,
     Outcome,
@@ -40,17 +40,9 @@ from adapters.base import (
     delivered,
     not_configured,
     result_from_exception,
-    result_from_status,
 )
 
-
-class Rule(NamedTuple):
-    outcome: Outcome
-    reason: Reason
-    detail: str
-    retry_after: float | None = None
-
-
+Rule = weixin.Rule
 _retry, _permanent = Outcome.retry, Outcome.permanent
 
 # errcode -> what it means for this notification. Codes not listed are permanent client errors.
@@ -87,14 +79,12 @@ ERRORS: dict[int, Rule] = {
     45002: Rule(_permanent, Reason.client, "message too large"),
 }
 TOKEN_ERRORS = frozenset({40014, 41001, 42001, 40082, 42009})
-REFRESH_AHEAD = 300.0  # seconds before expires_in
 BUTTON_TEXT = "确认"  # at most 4 characters
 TITLE_BYTES, DESCRIPTION_BYTES = 128, 512  # WeCom cuts longer ones mid-character
 
 
 def result_for(errcode: int) -> Result:
-    rule = ERRORS.get(errcode) or Rule(_permanent, Reason.client, f"errcode {errcode}")
-    return Result(rule.outcome, rule.reason, str(errcode), rule.detail, rule.retry_after)
+    return weixin.result_for(ERRORS, errcode)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -128,21 +118,6 @@ def textcard(message: Message, url: str) -> dict[str, str]:
     }
 
 
-def _answer(response: httpx.Response) -> dict[str, Any] | Result:
-    """The JSON object WeCom answered, or the Result that says why there is none."""
-    failed = result_from_status(response)
-    if failed is not None:
-        return failed
-    try:
-        answer = response.json()
-        if isinstance(answer, dict):
-            answer["errcode"] = int(answer.get("errcode") or 0)
-            return answer
-    except (ValueError, TypeError):
-        pass
-    return Result(Outcome.retry, Reason.server, str(response.status_code), "malformed answer")
-
-
 def _listed(userid: str, answer: Mapping[str, Any]) -> bool:
     # WeCom lowercases the userids it lists.
     rejected = f"{answer.get('invaliduser') or ''}|{answer.get('unlicenseduser') or ''}".lower()
@@ -168,11 +143,13 @@ class WeComChannel:
         self._secret = secret or ""
         self._agent_id = str(agent_id or "").strip()
         self._base_url = base_url.rstrip("/")
-        self._clock = clock
         self._fallback_url = fallback_url  # where a card without a link points (RELAY_PUBLIC_URL)
-        self._token: str | None = None
-        self._refresh_at = 0.0
-        self._lock = threading.Lock()
+        self._token = weixin.AccessToken(
+            lambda: client.get(f"{self._base_url}/cgi-bin/gettoken",
+                               params={"corpid": self._corp_id, "corpsecret": self._secret}),
+            ERRORS,
+            clock,
+        )
 
     def __repr__(self) -> str:
         return f"WeComChannel(corp_id={self._corp_id!r}, agent_id={self._agent_id!r}, base_url={self._base_url!r})"
@@ -193,7 +170,7 @@ class WeComChannel:
         return self._post(body, userid)
 
     def _post(self, body: bytes, userid: str, *, fresh_token_on_expiry: bool = True) -> Result:
-        token = self._access_token()
+        token = self._token.get()
         if isinstance(token, Result):
             return token
         try:
@@ -205,11 +182,11 @@ class WeComChannel:
             )
         except httpx.HTTPError as exc:
             return result_from_exception(exc)
-        answer = _answer(response)
+        answer = weixin.read_answer(response)
         if isinstance(answer, Result):
             return answer
         if answer["errcode"] in TOKEN_ERRORS:
-            self._drop(token)
+            self._token.drop(token)
             if fresh_token_on_expiry:
                 return self._post(body, userid, fresh_token_on_expiry=False)
         if answer["errcode"] != 0:
@@ -218,30 +195,3 @@ class WeComChannel:
             return Result(Outcome.permanent, Reason.recipient, "invaliduser", "recipient rejected by WeCom")
         return delivered("0")
 
-    def _access_token(self) -> str | Result:
-        with self._lock:
-            if self._token is not None and self._clock() < self._refresh_at:
-                return self._token
-            try:
-                response = self._client.get(
-                    f"{self._base_url}/cgi-bin/gettoken",
-                    params={"corpid": self._corp_id, "corpsecret": self._secret},
-                )
-            except httpx.HTTPError as exc:
-                return result_from_exception(exc)
-            answer = _answer(response)
-            if isinstance(answer, Result):
-                return answer
-            if answer["errcode"] != 0:
-                return result_for(answer["errcode"])
-            token, expires_in = answer.get("access_token"), answer.get("expires_in")
-            if not isinstance(token, str) or not token or not isinstance(expires_in, int | float):
-                return Result(Outcome.retry, Reason.server, "0", "token answer without a token")
-            self._token = token
-            self._refresh_at = self._clock() + expires_in - min(REFRESH_AHEAD, expires_in / 2)
-            return token
-
-    def _drop(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:
-                self._token = None
