@@ -68,6 +68,7 @@ def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
         f"\n  Staff queue:   {base}/staff  (sign-in links land in the dev outbox; or open"
         f"\n                 {base}/staff/login?token=$(relay token staff STAFF_ID))"
         f"\n  Nurse console: {base}/nurse"
+        f"\n  Administration: {base}/admin   Weekly report: {base}/staff/report"
         f"\n  Dev outbox:    {base}/dev/outbox"
         f"\n  Tokens:        relay token parent GUARDIAN_ID\n",
         flush=True,
