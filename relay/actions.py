@@ -12,7 +12,7 @@ from typing import Any
 
 from relay import audit, clock, store
 from relay.log import log
-from relay.notices import queue_notice
+from relay.notices import parent_can_hear, queue_notice, queue_parent_notice
 from relay.runtime import Runtime
 from relay.sla import arm_reminder, stop_reminders
 from relay.store import Conflict, RequestRecord, Status, add_timeline, now_in
@@ -25,8 +25,11 @@ def _stop_escalation(pipe: Any, record: RequestRecord) -> None:
         disarm(pipe, record.school_id, escalate_timer(record.id, step))
 
 
-def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, staff_id: str, via: str) -> bool:
-    """The one state change after which no escalation, retry or fallback page for this request goes out."""
+def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, staff_id: str, via: str,
+         tell_parent: bool = True) -> bool:
+    """The one state change after which no escalation, retry or fallback page for this request goes out.
+
+    The parent hears who has their request ("王老师已接手") unless the same action answers it at once."""
     if record.acknowledged:
         return False
     at = now_in(record)
@@ -39,6 +42,8 @@ def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, sta
         # The person who acknowledged an urgent request hears that it is theirs now ("已确认，由您处理");
         # for routine ones the page they acted on says so, and a message would only add noise.
         queue_notice(pipe, runtime, record, staff_id, "acknowledger", "request.ack_confirmed")
+    if tell_parent and parent_can_hear(runtime, record):
+        queue_parent_notice(pipe, runtime, record, "request.assigned", extra={"owner_id": staff_id})
     arm_reminder(pipe, school, record)
     return True
 
@@ -71,10 +76,14 @@ def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> R
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
         audit.record(pipe, school.id, staff_id, "claim", record.id)
-        _ack(pipe, runtime, school, record, staff_id, "claim")
+        first = _ack(pipe, runtime, school, record, staff_id, "claim")
         if record.owner != staff_id:
             add_timeline(pipe, record, "claimed", now_in(record), by=staff_id, previous_owner=record.owner)
             record.owner = staff_id
+            if not first and parent_can_hear(runtime, record):
+                # Someone else has it now: the parent hears the new name (the step is the moment, in ms).
+                queue_parent_notice(pipe, runtime, record, "request.assigned", step=int(clock.now() * 1000),
+                                    extra={"owner_id": staff_id})
 
     return _run(runtime, school, request_id, change)
 
@@ -83,12 +92,16 @@ def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
         audit.record(pipe, school.id, staff_id, "reply", record.id)
-        _ack(pipe, runtime, school, record, staff_id, "reply")
+        _ack(pipe, runtime, school, record, staff_id, "reply", tell_parent=False)
         _updated(pipe, record)
         at = now_in(record)
         record.replies.append({"at": at, "by": staff_id, "text": text})
         record.status = Status.answered
         add_timeline(pipe, record, "replied", at, by=staff_id, text=text)
+        if parent_can_hear(runtime, record):
+            # One message per reply: the step is the reply's number.
+            queue_parent_notice(pipe, runtime, record, "request.answered", step=len(record.replies),
+                                extra={"owner_id": staff_id})
 
     return _run(runtime, school, request_id, change)
 
@@ -97,7 +110,7 @@ def resolve(runtime: Runtime, school: School, request_id: str, staff_id: str, no
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
         audit.record(pipe, school.id, staff_id, "resolve", record.id)
-        _ack(pipe, runtime, school, record, staff_id, "resolve")
+        _ack(pipe, runtime, school, record, staff_id, "resolve", tell_parent=False)
         _updated(pipe, record)
         at = now_in(record)
         record.status = Status.resolved

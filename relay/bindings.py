@@ -7,7 +7,9 @@ child's health information; from then on their WeChat sign-in is that guardian.
 
 A code is 8 characters from an alphabet without look-alikes (no 0/O, 1/I/L), expires after
 `binding_code_days` and works once. Codes, openids and refresh tokens are stored only as
-SHA-256 digests, so a copy of Redis hands out none of them.
+SHA-256 digests, so a copy of Redis hands out none of them, with one exception: the openid of a
+guardian's latest binding (keys.guardian_openid), because a subscribe message must be addressed
+to it. It is never logged, and deleting the guardian's data deletes it.
 
 Every key carries the school id; a code or an openid names no school, so finding one asks each
 school (one pipelined round trip).
@@ -93,11 +95,19 @@ def bind(runtime: Runtime, school_id: str, guardian_id: str, openid: str, consen
     document = {"guardian_id": guardian_id, "bound_at": _now(),
                 "consent": {"health_info": bool(consent.get("health_info")),
                             "notice_version": str(consent.get("notice_version")), "at": _now()}}
+    previous_guardian = str(json.loads(previous)["guardian_id"]) if previous is not None else None
+    previous_openid_key = keys.guardian_openid(school_id, previous_guardian) if previous_guardian else None
+    stale_openid = (previous_guardian != guardian_id and previous_openid_key is not None
+                    and text(runtime.redis.get(previous_openid_key) or b"") == openid)
     with runtime.redis.pipeline(transaction=True) as pipe:
-        if previous is not None:
-            pipe.srem(keys.guardian_bindings(school_id, json.loads(previous)["guardian_id"]), openid_digest)
+        if previous_guardian is not None:
+            pipe.srem(keys.guardian_bindings(school_id, previous_guardian), openid_digest)
+        if stale_openid and previous_openid_key is not None:
+            pipe.delete(previous_openid_key)  # the WeChat user is someone else's now: no more of their notices
         pipe.set(key, json.dumps(document))
         pipe.sadd(keys.guardian_bindings(school_id, guardian_id), openid_digest)
+        # Status updates go to the latest binding (relay/notices.py queue_parent_notice).
+        pipe.set(keys.guardian_openid(school_id, guardian_id), openid)
         pipe.execute()
 
 

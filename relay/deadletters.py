@@ -47,6 +47,7 @@ class DeadLetter:
             "event_id": d["event_id"],
             "request_id": d.get("request_id"),
             "staff_id": d.get("staff_id"),
+            **({"guardian_id": d["guardian_id"]} if "guardian_id" in d else {}),  # a parent notice
             "event": d.get("event"),
             "urgency": d.get("urgency"),
             "attempt": d.get("attempt"),
@@ -138,7 +139,7 @@ def redrive(runtime: Runtime, school_id: str, event_id: str) -> dict[str, Any] |
         arm(pipe, school_id, deliver_timer(event_id), clock.now() + runtime.settings.delivery_lease_seconds)
         if record is not None:
             add_timeline(pipe, record, "delivery_redriven", now_in(record), event_id=event_id,
-                         to=delivery.get("staff_id"), redrives=delivery["redrives"])
+                         to=delivery.get("staff_id") or delivery.get("guardian_id"), redrives=delivery["redrives"])
         enqueue_delivery(pipe, runtime.queue_for(str(delivery.get("urgency", "P2"))), school_id, event_id)
 
     return _take(runtime.redis, school_id, event_id, requeue)
@@ -150,6 +151,6 @@ def drop(connection: redis.Redis, school_id: str, event_id: str) -> dict[str, An
     def note(pipe: Pipeline, delivery: dict[str, Any], record: RequestRecord | None) -> None:
         if record is not None:
             add_timeline(pipe, record, "dead_letter_dropped", now_in(record), event_id=event_id,
-                         to=delivery.get("staff_id"))
+                         to=delivery.get("staff_id") or delivery.get("guardian_id"))
 
     return _take(connection, school_id, event_id, note)

@@ -3,7 +3,7 @@
 Export is what the guardian may see: their requests with the timeline a parent sees (staff's
 internal notes and delivery traces are the school's working records, not shown), their bindings
 and the consent they gave. Deletion removes their requests, timelines and indexes, their
-idempotency keys, their WeChat bindings and refresh tokens; the audit log keeps one entry with
+idempotency keys, their WeChat bindings (the openid kept for status messages too) and refresh tokens; the audit log keeps one entry with
 the count, nothing that says whose they were.
 """
 
@@ -47,6 +47,7 @@ def delete(runtime: Runtime, school_id: str, guardian_id: str) -> int:
         for key in idempotency + bindings.binding_keys(runtime, school_id, guardian_id):
             pipe.delete(key)
         pipe.delete(keys.guardian_requests(school_id, guardian_id))
+        pipe.delete(keys.guardian_openid(school_id, guardian_id))
         audit.record_count(pipe, school_id, "guardian_data_deleted", deleted)
         pipe.execute()
     log.info("guardian_data_deleted", school_id=school_id, count=deleted)

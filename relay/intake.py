@@ -16,7 +16,7 @@ import redis
 
 from relay import changes, clock, keys, metrics
 from relay.log import log
-from relay.notices import queue_notice
+from relay.notices import parent_can_hear, queue_notice, queue_parent_notice
 from relay.runtime import Runtime
 from relay.sla import hold_for_digest, outbreak_reached, track_outbreak
 from relay.store import (
@@ -116,6 +116,8 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
         except CalendarUnknown:
             held_until = None  # without holiday data, telling someone now beats holding blindly
 
+    tell_parent = parent_can_hear(runtime, record)
+
     with r.pipeline(transaction=True) as pipe:
         while True:
             try:
@@ -138,6 +140,8 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                         continue
                     why_event = "request.fyi" if notice.why == "homeroom" else event
                     queue_notice(pipe, runtime, record, notice.staff_id, notice.why, why_event)
+                if tell_parent:
+                    queue_parent_notice(pipe, runtime, record, "request.received")
                 write_request(pipe, record)
                 for entry in first_timeline(record, [n.staff_id for n in routing.notify_now]):
                     pipe.rpush(keys.timeline(school.id, record.id), json.dumps(entry, ensure_ascii=False))

@@ -18,10 +18,17 @@ import redis
 from adapters.base import Outcome, Reason, Result, backoff
 from relay import clock, keys, metrics
 from relay.log import log
-from relay.notices import STOPPED_BY_ACK, build_message, enqueue_delivery, queue_notice
+from relay.notices import (
+    STOPPED_BY_ACK,
+    build_message,
+    enqueue_delivery,
+    is_for_guardian,
+    queue_notice,
+    recipient_id,
+)
 from relay.runtime import ROUTINE, URGENT, Runtime, get_runtime
 from relay.sla import arm_fallback
-from relay.store import RequestRecord, add_timeline, load, now_in, transition
+from relay.store import RequestRecord, add_timeline, load, now_in, text, transition
 from relay.timers import arm, deliver_timer, disarm, escalate_timer
 from routing.directory import School
 
@@ -76,39 +83,47 @@ def _deliver_locked(
     if delivery["event"] in STOPPED_BY_ACK and record.acknowledged:
         return _finish(runtime, school_id, delivery, record, "cancelled", "acknowledged")
 
-    staff = school.staff_member(delivery["staff_id"])
-    contacts = staff.contacts if staff else ()
-    if delivery["contact_index"] >= len(contacts):
-        return _finish(runtime, school_id, delivery, record, "failed", "no contact left")
-    contact = contacts[delivery["contact_index"]]
+    if is_for_guardian(delivery):
+        # A parent has one contact, the mini-program, addressed to the openid of their latest binding.
+        openid = r.get(keys.guardian_openid(school_id, delivery["guardian_id"]))
+        if not openid:
+            return _finish(runtime, school_id, delivery, record, "cancelled", "guardian not bound")
+        channel_name, address = "miniprogram", {"openid": text(openid)}
+    else:
+        staff = school.staff_member(delivery["staff_id"])
+        contacts = staff.contacts if staff else ()
+        if delivery["contact_index"] >= len(contacts):
+            return _finish(runtime, school_id, delivery, record, "failed", "no contact left")
+        contact = contacts[delivery["contact_index"]]
+        channel_name, address = contact.channel.value, dict(contact.address())
     # The attempt is counted now and saved with the outcome; a send cut short by a crash is not counted.
     attempt = delivery["attempt"] + 1
     delivery["attempt"] = attempt
 
     sent_at = now_in(record)
     message = build_message(runtime, school, record, delivery, attempt, sent_at)
-    channel = runtime.channels.get(contact.channel.value)
+    channel = runtime.channels.get(channel_name)
     started = time.monotonic()
     if channel is None and runtime.settings.dev_outbox:
-        result = _to_outbox(r, school_id, contact.channel.value, message)
+        result = _to_outbox(r, school_id, channel_name, message)
     elif channel is None:
-        result = Result(Outcome.permanent, Reason.not_configured, None, f"{contact.channel.value} not configured")
+        result = Result(Outcome.permanent, Reason.not_configured, None, f"{channel_name} not configured")
     else:
-        result = channel.send(message, contact.address())
-    metrics.delivery_attempt(contact.channel.value, result.outcome.value)
+        result = channel.send(message, address)
+    metrics.delivery_attempt(channel_name, result.outcome.value)
     log.info(
         "delivery_attempt",
         request_id=record.id,
         school_id=school_id,
         event_id=event_id,
-        channel=contact.channel.value,
+        channel=channel_name,
         attempt=attempt,
         outcome=result.outcome.value,
         reason=result.reason.value,
         vendor_code=result.vendor_code,
         ms=round((time.monotonic() - started) * 1000, 1),
     )
-    return _after_send(runtime, school, record, delivery, contact.channel.value, result)
+    return _after_send(runtime, school, record, delivery, channel_name, result)
 
 
 def _to_outbox(r: redis.Redis, school_id: str, channel: str, message: Any) -> Result:
@@ -135,14 +150,14 @@ def _after_send(
 ) -> str:
     settings = runtime.settings
     school_id = school.id
-    base = {"event_id": delivery["event_id"], "to": delivery["staff_id"], "channel": channel,
+    base = {"event_id": delivery["event_id"], "to": recipient_id(delivery), "channel": channel,
             "attempt": delivery["attempt"], "vendor_code": result.vendor_code}
     if result.outcome is Outcome.delivered:
         if delivery["event"] in ("request.urgent", "request.created"):
             metrics.first_delivery(record.urgency, clock.now() - dt.datetime.fromisoformat(record.created_at).timestamp())
         return _finish(runtime, school_id, delivery, record, "delivered", None, channel=channel,
                        then=lambda pipe: arm_fallback(pipe, runtime, school, record, delivery))
-    staff = school.staff_member(delivery["staff_id"])
+    staff = None if is_for_guardian(delivery) else school.staff_member(delivery["staff_id"])
     contacts = staff.contacts if staff else ()
     if result.outcome is Outcome.retry and delivery["attempt"] < settings.retry_max_attempts:
         wait = result.retry_after or backoff(delivery["attempt"], settings.retry_base_seconds, settings.retry_cap_seconds)
@@ -187,9 +202,11 @@ def _finish(
         disarm(pipe, school_id, deliver_timer(delivery["event_id"]))
         if record is not None:
             kind = {"delivered": "delivered", "failed": "delivery_failed", "cancelled": "delivery_cancelled"}[state]
-            add_timeline(pipe, record, kind, now_in(record), event_id=delivery["event_id"], to=delivery["staff_id"],
+            add_timeline(pipe, record, kind, now_in(record), event_id=delivery["event_id"], to=recipient_id(delivery),
                          attempt=delivery["attempt"], reason=reason, **detail)
-        if state == "failed":
+        # A parent who did not subscribe (43101) or unfollowed is a fact for the timeline, not an operator's task.
+        quiet = is_for_guardian(delivery) and reason == Reason.recipient.value
+        if state == "failed" and not quiet:
             pipe.lpush(keys.dead_letters(school_id), json.dumps(delivery))
             metrics.dead_letter(delivery.get("urgency", "P2"))
         pipe.execute()

@@ -143,6 +143,14 @@ def guardian_bindings(school: str, guardian_id: str) -> str:
     return f"relay:{school}:guardian:{guardian_id}:bindings"
 
 
+def guardian_openid(school: str, guardian_id: str) -> str:
+    """The openid of the guardian's latest WeChat binding: what a subscribe message is addressed to.
+
+    The one place an openid is kept in the clear (a message cannot be sent to a digest); it is never
+    logged and is deleted with the guardian's data."""
+    return f"relay:{school}:guardian:{guardian_id}:openid"
+
+
 def binding_code(school: str, code_digest: str) -> str:
     """A one-time binding code the school handed to a guardian, not used yet."""
     return f"relay:{school}:binding-code:{code_digest}"

@@ -23,6 +23,9 @@ from routing.labels import CATEGORY_WORDS, URGENCY_WORDS, Category, Urgency
 
 # Events that an acknowledgement makes pointless: none of them goes out after an ack.
 STOPPED_BY_ACK = {"request.urgent", "request.created", "request.escalated"}
+# What a parent hears about their own request (mini-program subscribe messages): received, who has it, answered.
+PARENT_EVENTS = ("request.received", "request.assigned", "request.answered")
+GUARDIAN = "guardian"  # a delivery's `recipient`; without one it is a staff member
 
 
 def event_id(request_id: str, event: str, step: int, staff_id: str) -> str:
@@ -57,6 +60,53 @@ def queue_notice(
     }
     pipe.set(keys.delivery(record.school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
     # The watchdog: if no worker finishes this delivery within the lease, the timer hands it to another.
+    arm(pipe, record.school_id, deliver_timer(eid), clock.now() + runtime.settings.delivery_lease_seconds)
+    enqueue_delivery(pipe, runtime.queue_for(record.urgency), record.school_id, eid)
+    return eid
+
+
+def is_for_guardian(delivery: dict[str, Any]) -> bool:
+    return delivery.get("recipient") == GUARDIAN
+
+
+def recipient_id(delivery: dict[str, Any]) -> str:
+    """Whom a delivery is for: the staff id, or the guardian id of a parent notice."""
+    return str(delivery["guardian_id"] if is_for_guardian(delivery) else delivery["staff_id"])
+
+
+def parent_can_hear(runtime: Runtime, record: RequestRecord) -> bool:
+    """Whether the request's guardian gets status messages: bound in WeChat (their openid is kept) and the
+    mini-program channel set up, or the dev outbox on. Read outside any MULTI, before the caller's transaction."""
+    if runtime.channels.get("miniprogram") is None and not runtime.settings.dev_outbox:
+        return False
+    return bool(runtime.redis.exists(keys.guardian_openid(record.school_id, record.guardian_id)))
+
+
+def queue_parent_notice(
+    pipe: Pipeline, runtime: Runtime, record: RequestRecord, event: str, step: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """Queue a status message to the request's guardian on a pipeline already in MULTI (see parent_can_hear).
+
+    The job reads the openid when it sends, so the delivery record holds only the guardian id; there is
+    one contact (the mini-program) and no fallback, and an acknowledgement never cancels it."""
+    eid = event_id(record.id, event, step, f"{GUARDIAN}-{record.guardian_id}")
+    delivery = {
+        "event_id": eid,
+        "school_id": record.school_id,
+        "request_id": record.id,
+        "recipient": GUARDIAN,
+        "guardian_id": record.guardian_id,
+        "why": GUARDIAN,
+        "event": event,
+        "urgency": record.urgency,
+        "contact_index": 0,
+        "attempt": 0,
+        "state": "pending",
+        "created_at": clock.now(),
+        **(extra or {}),
+    }
+    pipe.set(keys.delivery(record.school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
     arm(pipe, record.school_id, deliver_timer(eid), clock.now() + runtime.settings.delivery_lease_seconds)
     enqueue_delivery(pipe, runtime.queue_for(record.urgency), record.school_id, eid)
     return eid
@@ -115,9 +165,44 @@ def _title(event: str, delivery: dict[str, Any], record: RequestRecord, summary:
     return summary
 
 
+def _parent_message(
+    runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any], attempt: int, sent_at: str
+) -> Message:
+    """A status message for the parent: short (a subscribe message's fields hold 20 characters), the
+    owner by name, no staff link; the mini-program page and the status page show the rest."""
+    student = school.student(record.student_id)
+    guardian = school.guardian(record.guardian_id)
+    owner = school.staff_member(str(delivery.get("owner_id") or record.owner or ""))
+    owner_word = owner.name if owner else "老师"
+    category_word = CATEGORY_WORDS[Category(record.category)]
+    event = delivery["event"]
+    title = f"{masked_name(student.name if student else '')} {category_word}"
+    if event == "request.assigned":
+        body = f"{owner_word}已接手" + (f"，{record.eta_text}" if record.eta_text else "")
+    elif event == "request.answered":
+        body = f"{owner_word}已回复，请查看"
+    else:
+        body = "学校已收到" + (f"，{record.eta_text}" if record.eta_text else "")
+    link = f"{runtime.settings.public_url.rstrip('/')}/p/r/{record.id}"
+    return Message(
+        event=event,
+        event_id=delivery["event_id"],
+        attempt=attempt,
+        sent_at=sent_at,
+        urgency=record.urgency,
+        title=title,
+        body=body,
+        link=link,
+        recipient={"id": record.guardian_id, "name": guardian.name if guardian else "", "role": GUARDIAN},
+        request={"id": record.id, "status": record.status.value, "owner": record.owner},
+    )
+
+
 def build_message(
     runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any], attempt: int, sent_at: str
 ) -> Message:
+    if is_for_guardian(delivery):
+        return _parent_message(runtime, school, record, delivery, attempt, sent_at)
     staff = school.staff_member(delivery["staff_id"])
     student = school.student(record.student_id)
     school_class = school.school_class(record.class_id)

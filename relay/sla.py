@@ -107,6 +107,8 @@ def fallback(school_id: str, first_event_id: str) -> str:
 
 
 def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any]) -> None:
+    if delivery["event"] not in STOPPED_BY_ACK or "staff_id" not in delivery:
+        return  # parent notices have one contact and are not stopped by an ack
     staff = school.staff_member(delivery["staff_id"])
     more = staff is not None and delivery["contact_index"] + 1 < len(staff.contacts)
     if record.urgency == "P0" and delivery["event"] in STOPPED_BY_ACK and more:
