@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint eval bench bench-timers replay install clean
+.PHONY: dev test lint eval bench bench-timers bench-peak replay install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(STAMP)
 
 bench-timers: $(STAMP)
 	$(BIN)/python tests/bench/timer_bench.py
+
+# A district's morning peak (40 schools x 1,500 students, 2 API + 3 workers, steps to 400 req/s and a
+# 60 s burst at 300 req/s) on this machine; figures in docs/peak/summary.json and docs/peak/peak.png.
+bench-peak: $(STAMP)
+	$(BIN)/python tests/bench/peak_bench.py
 
 clean:
 	rm -rf $(VENV) .relay .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ from adapters.base import Outcome, Reason, Result, backoff
 from relay import clock, keys, metrics
 from relay.log import log
 from relay.notices import (
+    QUEUED_TTL_SECONDS,
     STOPPED_BY_ACK,
     build_message,
     enqueue_delivery,
@@ -26,7 +27,7 @@ from relay.notices import (
     queue_notice,
     recipient_id,
 )
-from relay.runtime import ROUTINE, URGENT, Runtime, get_runtime
+from relay.runtime import EMERGENCY, ROUTINE, Runtime, get_runtime
 from relay.sla import arm_fallback
 from relay.store import RequestRecord, add_timeline, load, now_in, text, transition
 from relay.timers import arm, deliver_timer, disarm, escalate_timer
@@ -52,7 +53,8 @@ def deliver(school_id: str, event_id: str) -> str:
         pipe.get(keys.delivery(school_id, event_id))
         pipe.get(keys.request(school_id, event_id.split(".", 1)[0]))
         arm(pipe, school_id, deliver_timer(event_id), clock.now() + lease)
-        locked, raw, raw_request, _ = pipe.execute()
+        pipe.delete(keys.delivery_queued(school_id, event_id))  # out of the queue now
+        locked, raw, raw_request, _, _ = pipe.execute()
     if not locked:
         return "busy"
     try:
@@ -263,14 +265,19 @@ def fire(school_id: str, timer_id: str, due_s: float) -> None:
     runtime = get_runtime()
     kind, _, rest = timer_id.partition("|")
     if kind == "deliver":
-        enqueue_delivery(None, runtime.queue_for(_urgency_of_event(runtime, school_id, rest)), school_id, rest)
+        # A delivery whose job still waits in the queue is not queued again: under a backlog that
+        # would feed the backlog (each watchdog firing adding a job). A dead worker's delivery has
+        # no marker (a job clears it as it starts), so it is queued at once.
+        if runtime.redis.set(keys.delivery_queued(school_id, rest), 1, nx=True, ex=QUEUED_TTL_SECONDS):
+            enqueue_delivery(None, runtime.queue_for(_urgency_of_event(runtime, school_id, rest)), school_id, rest)
         return
     job = TIMER_JOBS.get(kind)
     if job is None:
         log.warning("unknown_timer", school_id=school_id, timer=timer_id)
         disarm(runtime.redis, school_id, timer_id)
         return
-    queue = runtime.queues[ROUTINE if kind in ("digest", "purge") else URGENT]
+    # Escalations, reminders and fallbacks are an emergency's next step: they go ahead of the rest.
+    queue = runtime.queues[ROUTINE if kind in ("digest", "purge") else EMERGENCY]
     queue.enqueue(job, school_id, rest, result_ttl=0, failure_ttl=86400)
 
 

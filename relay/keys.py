@@ -66,6 +66,11 @@ def delivery(school: str, event_id: str) -> str:
     return f"relay:{school}:delivery:{event_id}"
 
 
+def delivery_queued(school: str, event_id: str) -> str:
+    """Set while a delivery's job waits in a queue: the watchdog does not queue it twice."""
+    return f"relay:{school}:delivery:{event_id}:queued"
+
+
 def delivery_lock(school: str, event_id: str) -> str:
     return f"relay:{school}:delivery:{event_id}:lock"
 

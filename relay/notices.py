@@ -112,10 +112,16 @@ def queue_parent_notice(
     return eid
 
 
+# How long a queued delivery job is trusted to be waiting its turn. Past it (a job lost between a
+# worker's pop and its start), the watchdog queues the delivery again.
+QUEUED_TTL_SECONDS = 120
+
+
 def enqueue_delivery(pipe: Pipeline | None, queue: Queue, school: str, eid: str) -> None:
     data = Queue.prepare_data(
         "relay.jobs.deliver", args=(school, eid), timeout=60, result_ttl=0, failure_ttl=86400
     )
+    (pipe if pipe is not None else queue.connection).set(keys.delivery_queued(school, eid), 1, ex=QUEUED_TTL_SECONDS)
     queue.enqueue_many([data], pipeline=pipe)
 
 

@@ -15,7 +15,9 @@ from relay.settings import Settings, get_settings
 if TYPE_CHECKING:
     from relay.channels import Channels
 
-URGENT, ROUTINE = "urgent", "routine"
+# Workers take them in this order: an emergency never waits behind the morning's absences.
+EMERGENCY, URGENT, ROUTINE = "emergency", "urgent", "routine"
+QUEUES = (EMERGENCY, URGENT, ROUTINE)
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -36,11 +38,13 @@ class Runtime:
         self.directories = Directories(self.redis)
         self.queues = {
             name: Queue(f"{settings.queue_prefix}-{name}", connection=self.redis, default_timeout=60)
-            for name in (URGENT, ROUTINE)
+            for name in QUEUES
         }
 
     def queue_for(self, urgency: str) -> Queue:
-        return self.queues[URGENT if urgency in ("P0", "P1") else ROUTINE]
+        if urgency == "P0":
+            return self.queues[EMERGENCY]
+        return self.queues[URGENT if urgency == "P1" else ROUTINE]
 
     @cached_property
     def channels(self) -> Channels:

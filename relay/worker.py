@@ -22,7 +22,7 @@ from rq import SimpleWorker, Worker
 from relay import metrics, retention
 from relay.jobs import fire
 from relay.log import configure, log
-from relay.runtime import DEFAULT_REDIS_URL, ROUTINE, URGENT, get_runtime
+from relay.runtime import DEFAULT_REDIS_URL, QUEUES, get_runtime
 from relay.timers import Scheduler
 
 
@@ -73,7 +73,7 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
         touch = _toucher(runtime.settings.heartbeat_file, every_seconds=0)
         threading.Thread(target=_every, args=(5.0, touch), name="relay-heartbeat", daemon=True).start()
     # Urgent first: a worker always takes an emergency before routine work.
-    names = [runtime.queues[URGENT].name, runtime.queues[ROUTINE].name]
+    names = [runtime.queues[name].name for name in QUEUES]
     # RQ blocks on BLPOP for minutes; its connection must not carry the API's short socket timeout.
     blocking = redis.Redis.from_url(runtime.settings.redis_url or DEFAULT_REDIS_URL, socket_connect_timeout=2.0)
     worker_class = Worker if runtime.settings.worker_class == "fork" else SimpleWorker

@@ -435,7 +435,7 @@ class Stack:
         self.url = ""
         self.workers: list[subprocess.Popen[bytes]] = []
         self.school_ids: list[str] = []
-        self.queues = [Queue(f"{QUEUE_PREFIX}-{name}", connection=self.redis) for name in ("urgent", "routine")]
+        self.queues = [Queue(f"{QUEUE_PREFIX}-{name}", connection=self.redis) for name in ("emergency", "urgent", "routine")]
 
     def start_api(self) -> None:
         self.api, self.url = start_api(self.env, self.log_dir, port=int(self.env["RELAY_PUBLIC_URL"].rsplit(":", 1)[1]))

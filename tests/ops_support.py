@@ -23,7 +23,7 @@ def ops_env(redis_url: str, config: Path, public_url: str, **extra: str) -> dict
 
 
 def queues(connection: redis.Redis, env: dict[str, str]) -> list[Queue]:
-    return [Queue(f"{env['RELAY_QUEUE_PREFIX']}-{name}", connection=connection) for name in ("urgent", "routine")]
+    return [Queue(f"{env['RELAY_QUEUE_PREFIX']}-{name}", connection=connection) for name in ("emergency", "urgent", "routine")]
 
 
 def start_worker(connection: redis.Redis, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:

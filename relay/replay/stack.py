@@ -75,7 +75,7 @@ class Stack:
         port = embedded.free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.env = self._env()
-        self.queues = [Queue(f"{QUEUE_PREFIX}-{name}", connection=self.redis) for name in ("urgent", "routine")]
+        self.queues = [Queue(f"{QUEUE_PREFIX}-{name}", connection=self.redis) for name in ("emergency", "urgent", "routine")]
         self._spawn("api", ["serve", "--host", "127.0.0.1", "--port", str(port)])
         for n in range(self.worker_count):
             self._spawn(f"worker-{n}", ["worker"])
