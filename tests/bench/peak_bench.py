@@ -192,7 +192,8 @@ async def _generate(plan: dict[str, Any], share: int, out_path: str) -> None:
                 queue.put_nowait((reader, writer, time.monotonic()))
                 conn = None
         except Exception as exc:  # noqa: BLE001 - a timeout or a reset counts as not accepted
-            status = status or -1
+            # A 201 whose body did not arrive in time was not an answer the parent saw: count it as timed out.
+            status = -1 if request_id is None else status
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
         finally:
             if conn is not None:
@@ -443,7 +444,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one straight script
             g.wait(timeout=load_seconds + 120)
         load_end = time.time()
         rows = [tuple(json.loads(line)) for path in gen_out for line in path.read_text().splitlines()]
-        created = {row[5]: row for row in rows if row[4] == 201}
+        created = {row[5]: row for row in rows if row[4] == 201 and row[5]}
         p0_ids = [rid for rid, row in created.items() if row[6] == "emergency"]
         # Drain: until the queues are empty and every P0 reached the receiver (60 s at most).
         deadline = time.monotonic() + 60
