@@ -44,11 +44,24 @@ def queue_notice(
 ) -> str:
     """Queue one notification on a pipeline already in MULTI: its record, its watchdog timer, its job."""
     eid = event_id(record.id, event, step, staff_id)
+    return _queue(pipe, runtime, record, eid, {"staff_id": staff_id}, why, event, extra)
+
+
+def _queue(
+    pipe: Pipeline,
+    runtime: Runtime,
+    record: RequestRecord,
+    eid: str,
+    recipient: dict[str, Any],
+    why: str,
+    event: str,
+    extra: dict[str, Any] | None,
+) -> str:
     delivery = {
         "event_id": eid,
         "school_id": record.school_id,
         "request_id": record.id,
-        "staff_id": staff_id,
+        **recipient,
         "why": why,
         "event": event,
         "urgency": record.urgency,
@@ -91,25 +104,8 @@ def queue_parent_notice(
     The job reads the openid when it sends, so the delivery record holds only the guardian id; there is
     one contact (the mini-program) and no fallback, and an acknowledgement never cancels it."""
     eid = event_id(record.id, event, step, f"{GUARDIAN}-{record.guardian_id}")
-    delivery = {
-        "event_id": eid,
-        "school_id": record.school_id,
-        "request_id": record.id,
-        "recipient": GUARDIAN,
-        "guardian_id": record.guardian_id,
-        "why": GUARDIAN,
-        "event": event,
-        "urgency": record.urgency,
-        "contact_index": 0,
-        "attempt": 0,
-        "state": "pending",
-        "created_at": clock.now(),
-        **(extra or {}),
-    }
-    pipe.set(keys.delivery(record.school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
-    arm(pipe, record.school_id, deliver_timer(eid), clock.now() + runtime.settings.delivery_lease_seconds)
-    enqueue_delivery(pipe, runtime.queue_for(record.urgency), record.school_id, eid)
-    return eid
+    recipient = {"recipient": GUARDIAN, "guardian_id": record.guardian_id}
+    return _queue(pipe, runtime, record, eid, recipient, GUARDIAN, event, extra)
 
 
 # How long a queued delivery job is trusted to be waiting its turn. Past it (a job lost between a
