@@ -136,7 +136,7 @@ def plan(classification: Classification, student: Student, school: School, now: 
             notices += [Notice(s.id, role.value) for s in school.with_role(role)]
     elif urgency is Urgency.P1 and category in (Category.attendance, Category.pickup):
         school_class = school.school_class(student.class_id)
-        if school_class is not None and school_class.homeroom:
+        if school_class is not None and school_class.homeroom and school.staff_member(school_class.homeroom):
             notices.append(Notice(school_class.homeroom, "homeroom"))
 
     unique: dict[str, Notice] = {}

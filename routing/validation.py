@@ -136,8 +136,6 @@ def _references(school: Any, where: str, lenient: bool) -> list[Problem]:
             problems.append(
                 Problem(f"{place}.academic_affairs", f"{cls.academic_affairs!r} does not have the academic_affairs role")
             )
-        if cls.homeroom and cls.homeroom not in staff_by_id:
-            problems.append(Problem(f"{place}.homeroom", f"unknown staff {cls.homeroom!r}"))
 
     guardian_phones: dict[str, str] = {}
     for i, student in enumerate(school.students):
@@ -188,3 +186,18 @@ def _target_problems(target: str, place: str, staff_by_id: dict[str, Any]) -> li
     if kind == "staff":
         return [] if name in staff_by_id else [Problem(place, f"unknown staff {name!r}")]
     return [Problem(place, f"unknown target {target!r}: write owner, backup, responder, role:NAME or staff:ID")]
+
+
+def warnings_for(directory: Directory) -> list[Problem]:
+    """What is worth fixing but does not stop a school from running.
+
+    A homeroom teacher who is not (yet) in the staff list only loses the FYI copies of absences and
+    pickup changes; refusing the whole directory for it would stop every parent's request instead.
+    """
+    warnings = []
+    for i, school in enumerate(directory.schools):
+        for j, cls in enumerate(school.classes):
+            if cls.homeroom and school.staff_member(cls.homeroom) is None:
+                warnings.append(Problem(f"schools[{i}].classes[{j}].homeroom",
+                                        f"unknown staff {cls.homeroom!r}: no FYI copies for this class"))
+    return warnings
