@@ -10,7 +10,7 @@ import yaml
 from relay.settings import get_settings
 from routing.calendar import unknown_years
 from routing.directory import Directory
-from routing.validation import Problem, check_config, warnings_for
+from routing.validation import Problem, check_config, unknown_keys, warnings_for
 
 
 def _channel_problems(directory: Directory) -> list[Problem]:
@@ -46,7 +46,7 @@ def check_file(path: Path) -> tuple[list[Problem], str]:
     if directory is None:
         return problems, ""
     today = dt.date.today()
-    warnings = warnings_for(directory) + _channel_problems(directory)
+    warnings = unknown_keys(raw) + warnings_for(directory) + _channel_problems(directory)
     # Said, not guessed: a year without holiday data is a warning, so that a school can still start the term.
     for i, school in enumerate(directory.schools):
         for year in unknown_years(school, [today.year]):

@@ -62,7 +62,9 @@ _PHONE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys Relay does not know are ignored at run time (an outside tool may write more than the
+    # contract's keys) and reported by `relay config check` as warnings (routing.validation).
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class Contact(_Model):

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from routing.directory import Directory, Role, School
 
@@ -186,6 +186,36 @@ def _target_problems(target: str, place: str, staff_by_id: dict[str, Any]) -> li
     if kind == "staff":
         return [] if name in staff_by_id else [Problem(place, f"unknown staff {name!r}")]
     return [Problem(place, f"unknown target {target!r}: write owner, backup, responder, role:NAME or staff:ID")]
+
+
+def unknown_keys(raw: Any, model: type[BaseModel] = Directory, where: str = "") -> list[Problem]:
+    """Keys the configuration has that Relay does not read: most often a typo (`acadmic_affairs`)."""
+    if not isinstance(raw, dict):
+        return []
+    found = []
+    for key, value in raw.items():
+        place = f"{where}.{key}" if where else str(key)
+        field = model.model_fields.get(str(key))
+        if field is None:
+            found.append(Problem(place, "unknown key: ignored (a typo?)"))
+            continue
+        for inner in _models_in(field.annotation):
+            if isinstance(value, list | tuple):
+                for i, item in enumerate(value):
+                    found += unknown_keys(item, inner, f"{place}[{i}]")
+            elif isinstance(value, dict) and key == "sla":
+                for urgency, policy in value.items():
+                    found += unknown_keys(policy, inner, f"{place}.{urgency}")
+            else:
+                found += unknown_keys(value, inner, place)
+    return found
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation like tuple[Staff, ...] or dict[Urgency, UrgencyPolicy]."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def warnings_for(directory: Directory) -> list[Problem]:

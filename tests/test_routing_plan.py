@@ -346,3 +346,19 @@ def test_a_shape_error_in_one_school_does_not_claim_the_file_has_none() -> None:
     raw = raw_school()
     raw["staff"][3]["contacts"] = [{"channel": "fax", "url": "http://x"}]
     assert not [p for p in problems_of(raw) if p.startswith("schools: ")]
+
+
+def test_keys_relay_does_not_read_are_ignored_and_named_as_warnings() -> None:
+    from routing.validation import unknown_keys
+
+    raw = raw_school()
+    raw["motto"] = "好好学习"
+    raw["classes"][0]["grade"] = 3
+    raw["sla"] = {"P0": {"ack_within": "2m", "escalaton": []}}
+    directory, problems = check_config({"schools": [raw]})
+    assert directory is not None and problems == []
+    assert [str(p) for p in unknown_keys({"schools": [raw]})] == [
+        "schools[0].motto: unknown key: ignored (a typo?)",
+        "schools[0].classes[0].grade: unknown key: ignored (a typo?)",
+        "schools[0].sla.P0.escalaton: unknown key: ignored (a typo?)",
+    ]
