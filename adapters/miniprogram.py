@@ -192,26 +192,11 @@ class MiniProgramChannel:
         }
         return self._post(json.dumps(document, ensure_ascii=False).encode())
 
-    def _post(self, body: bytes, *, fresh_token_on_expiry: bool = True) -> Result:
-        token = self._token.get()
-        if isinstance(token, Result):
-            return token
-        try:
-            response = self._client.post(
-                f"{self._base_url}/cgi-bin/message/subscribe/send",
-                params={"access_token": token},
-                content=body,
-                headers={"Content-Type": "application/json; charset=utf-8"},
-            )
-        except httpx.HTTPError as exc:
-            return result_from_exception(exc)
-        answer = weixin.read_answer(response)
+    def _post(self, body: bytes) -> Result:
+        answer = weixin.post_json(self._client, self._token, f"{self._base_url}/cgi-bin/message/subscribe/send",
+                                  body, TOKEN_ERRORS)
         if isinstance(answer, Result):
             return answer
-        if answer["errcode"] in TOKEN_ERRORS:
-            self._token.drop(token)
-            if fresh_token_on_expiry:
-                return self._post(body, fresh_token_on_expiry=False)
         return result_for(answer["errcode"]) if answer["errcode"] else delivered("0")
 
 

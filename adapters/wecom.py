@@ -39,7 +39,6 @@ from adapters.base import (
     Result,
     delivered,
     not_configured,
-    result_from_exception,
 )
 
 Rule = weixin.Rule
@@ -169,26 +168,11 @@ class WeComChannel:
         body = json.dumps(document, ensure_ascii=False).encode()  # WeCom refuses \uXXXX escapes (40033)
         return self._post(body, userid)
 
-    def _post(self, body: bytes, userid: str, *, fresh_token_on_expiry: bool = True) -> Result:
-        token = self._token.get()
-        if isinstance(token, Result):
-            return token
-        try:
-            response = self._client.post(
-                f"{self._base_url}/cgi-bin/message/send",
-                params={"access_token": token},
-                content=body,
-                headers={"Content-Type": "application/json; charset=utf-8"},
-            )
-        except httpx.HTTPError as exc:
-            return result_from_exception(exc)
-        answer = weixin.read_answer(response)
+    def _post(self, body: bytes, userid: str) -> Result:
+        answer = weixin.post_json(self._client, self._token, f"{self._base_url}/cgi-bin/message/send", body,
+                                  TOKEN_ERRORS)
         if isinstance(answer, Result):
             return answer
-        if answer["errcode"] in TOKEN_ERRORS:
-            self._token.drop(token)
-            if fresh_token_on_expiry:
-                return self._post(body, userid, fresh_token_on_expiry=False)
         if answer["errcode"] != 0:
             return result_for(answer["errcode"])
         if _listed(userid, answer):

@@ -82,3 +82,33 @@ class AccessToken:
         with self._lock:
             if self._token == token:
                 self._token = None
+
+
+def post_json(
+    client: httpx.Client, token: AccessToken, url: str, body: bytes, token_errors: frozenset[int]
+) -> dict[str, Any] | Result:
+    """POST `body` with the access token; on a token errcode, once more with a fresh token.
+
+    Returns the vendor's answer (errcode 0 or not) for the channel to judge, or the Result of a failure
+    that never reached an answer (no token, transport error, bad HTTP status, malformed body)."""
+    answer = _post_once(client, token, url, body, token_errors)
+    if not isinstance(answer, Result) and answer["errcode"] in token_errors:
+        answer = _post_once(client, token, url, body, token_errors)  # the refused token was dropped
+    return answer
+
+
+def _post_once(
+    client: httpx.Client, token: AccessToken, url: str, body: bytes, token_errors: frozenset[int]
+) -> dict[str, Any] | Result:
+    current = token.get()
+    if isinstance(current, Result):
+        return current
+    try:
+        response = client.post(url, params={"access_token": current}, content=body,
+                               headers={"Content-Type": "application/json; charset=utf-8"})
+    except httpx.HTTPError as exc:
+        return result_from_exception(exc)
+    answer = read_answer(response)
+    if not isinstance(answer, Result) and answer["errcode"] in token_errors:
+        token.drop(current)
+    return answer
