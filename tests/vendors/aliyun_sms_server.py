@@ -26,9 +26,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import quote_plus, unquote, urlsplit
+
+from .local import LocalServer
 
 TEMPLATE_VARIABLES = ("class", "name", "category", "link")
 MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
@@ -44,7 +46,7 @@ class Received:
     headers: dict[str, str]
 
 
-class AliyunSmsServer:
+class AliyunSmsServer(LocalServer):
     def __init__(
         self,
         access_key_id: str = "LTAI-relay-test",
@@ -69,24 +71,10 @@ class AliyunSmsServer:
         self._nonces: set[str] = set()
         self._forced: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.vendor = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._serve(_Handler)
 
-    def __enter__(self) -> AliyunSmsServer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._closing.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def fail_next(self, code: str, message: str = "error", status: int = 200, times: int = 1) -> None:
         """Answer the next `times` well-signed requests with this code."""

@@ -21,9 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .local import LocalServer
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Received:
         return json.loads(self.body)
 
 
-class DingTalkServer:
+class DingTalkServer(LocalServer):
     def __init__(
         self,
         access_token: str = "robot-token-0001",
@@ -58,24 +60,10 @@ class DingTalkServer:
         self.delivered: list[dict[str, Any]] = []
         self._forced: list[tuple[int, str]] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.vendor = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._serve(_Handler)
 
-    def __enter__(self) -> DingTalkServer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._closing.set()  # wakes slow answers
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     @property
     def robot_url(self) -> str:

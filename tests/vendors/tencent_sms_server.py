@@ -26,8 +26,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .local import LocalServer
 
 AUTHORIZATION = re.compile(
     r"^TC3-HMAC-SHA256 Credential=(?P<secret_id>[^/]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[a-z]+)/tc3_request, "
@@ -49,7 +51,7 @@ class Received:
         return json.loads(self.body)
 
 
-class TencentSmsServer:
+class TencentSmsServer(LocalServer):
     def __init__(
         self,
         secret_id: str = "AKID-relay-test",
@@ -75,24 +77,10 @@ class TencentSmsServer:
         self.sent: list[dict[str, Any]] = []  # accepted SendSms bodies
         self._forced: list[tuple[str, bool]] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.vendor = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._serve(_Handler)
 
-    def __enter__(self) -> TencentSmsServer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._closing.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def fail_next(self, code: str, per_number: bool = False, times: int = 1) -> None:
         """Answer the next `times` well-signed requests with this code, whole-request or per number."""

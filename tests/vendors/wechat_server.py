@@ -21,9 +21,11 @@ import re
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .local import LocalServer
 
 _VALUE_RULES = {
     "thing": re.compile(r".{1,20}", re.S),
@@ -34,7 +36,7 @@ _VALUE_RULES = {
 }
 
 
-class WeChatServer:
+class WeChatServer(LocalServer):
     def __init__(
         self,
         app_id: str = "wx-test-app",
@@ -64,28 +66,14 @@ class WeChatServer:
         self._expired: set[str] = set()
         self._faults: list[str] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._serve(_handler(self))
 
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def current_token(self) -> str | None:
         return self._token
 
-    def __enter__(self) -> WeChatServer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._closing.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def subscribe(self, openid: str, times: int = 1) -> None:
         self.subscriptions[openid] = self.subscriptions.get(openid, 0) + times

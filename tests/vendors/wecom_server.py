@@ -18,12 +18,14 @@ import json
 import secrets
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .local import LocalServer
 
-class WeComServer:
+
+class WeComServer(LocalServer):
     def __init__(
         self, corp_id: str = "ww-test-corp", secret: str = "wecom-secret-9f2c", agent_id: int = 1000002
     ) -> None:
@@ -44,28 +46,14 @@ class WeComServer:
         self._expired: set[str] = set()
         self._faults: list[str] = []
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self._serve(_handler(self))
 
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def current_token(self) -> str | None:
         return self._token
 
-    def __enter__(self) -> WeComServer:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._closing.set()  # wakes slow answers
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def expire_token(self) -> None:
         """WeCom may retire a token early: the next send with it gets 42001."""
