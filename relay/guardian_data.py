@@ -5,6 +5,10 @@ internal notes and delivery traces are the school's working records, not shown),
 and the consent they gave. Deletion removes their requests, timelines and indexes, their
 idempotency keys, their WeChat bindings (the openid kept for status messages too) and refresh tokens; the audit log keeps one entry with
 the count, nothing that says whose they were.
+
+An emergency still open is not deleted under the school's feet: while a P0 is open (staff are
+being paged about a child's health or safety), deletion is refused and the guardian is told to
+ask again once it is closed; deleting it would silently stop the escalation.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from relay.retention import forget
 from relay.runtime import Runtime
 from relay.views import parent_view
 from routing.directory import School
+from routing.labels import Urgency
 
 
 def _records(runtime: Runtime, school_id: str, guardian_id: str) -> list[store.RequestRecord]:
@@ -37,14 +42,27 @@ def export(runtime: Runtime, school: School, guardian_id: str) -> dict[str, Any]
     }
 
 
+class OpenEmergency(Exception):
+    """The guardian has an emergency the school is still handling."""
+
+    def __init__(self, request_ids: list[str]) -> None:
+        super().__init__(", ".join(request_ids))
+        self.request_ids = request_ids
+
+
 def delete(runtime: Runtime, school_id: str, guardian_id: str) -> int:
     """Delete the guardian's requests and bindings; returns how many requests were deleted."""
     r = runtime.redis
-    deleted = forget(r, school_id, _records(runtime, school_id, guardian_id))
-    idempotency = list(r.scan_iter(match=keys.idempotency(school_id, guardian_id, "*"), count=1000))
+    records = _records(runtime, school_id, guardian_id)
+    emergencies = [record.id for record in records if record.is_open and record.urgency == Urgency.P0.value]
+    if emergencies:
+        raise OpenEmergency(emergencies)
+    deleted = forget(r, school_id, records)
+    leftovers = list(r.scan_iter(match=keys.idempotency(school_id, guardian_id, "*"), count=1000))
+    leftovers += r.scan_iter(match=keys.open_emergency(school_id, guardian_id, "*"), count=1000)
     refresh_tokens.revoke_all(runtime, school_id, guardian_id)
     with r.pipeline(transaction=True) as pipe:
-        for key in idempotency + bindings.binding_keys(runtime, school_id, guardian_id):
+        for key in leftovers + bindings.binding_keys(runtime, school_id, guardian_id):
             pipe.delete(key)
         pipe.delete(keys.guardian_requests(school_id, guardian_id))
         pipe.delete(keys.guardian_openid(school_id, guardian_id))

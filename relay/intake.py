@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 
@@ -20,12 +21,14 @@ from relay.notices import parent_can_hear, queue_notice, queue_parent_notice
 from relay.runtime import Runtime
 from relay.sla import hold_for_digest, outbreak_reached, track_outbreak
 from relay.store import (
+    Conflict,
     PlannedStepRecord,
     RequestRecord,
     iso,
     iso_due,
     load,
     new_request_id,
+    transition,
     write_request,
 )
 from relay.timers import arm, escalate_timer
@@ -33,7 +36,7 @@ from routing.calendar import CalendarUnknown, quiet_until
 from routing.classifier import classify
 from routing.directory import School, Student
 from routing.labels import Urgency
-from routing.plan import plan
+from routing.plan import RoutingPlan, plan
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -42,6 +45,12 @@ NOTICE_EVENT = {Urgency.P0: "request.urgent"}
 
 class IdempotencyMismatch(Exception):
     """The key was used before with a different body."""
+
+
+class Outcome(StrEnum):
+    created = "created"
+    replayed = "replayed"  # a retry with the same Idempotency-Key: the request it stored
+    joined = "joined"  # an emergency message added to the guardian's open P0 about the same child
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,9 @@ def replayable(connection: redis.Redis, school_id: str, guardian_id: str, key: s
     return bool(connection.exists(idempotency_key(school_id, guardian_id, key)))
 
 
-def submit(runtime: Runtime, school: School, version: int, student: Student, sub: Submission) -> tuple[RequestRecord, bool]:
-    """Store the request; returns (record, created). A replay of the same key returns the first record."""
+def submit(runtime: Runtime, school: School, version: int, student: Student, sub: Submission) -> tuple[RequestRecord, Outcome]:
+    """Store the request. A replay of the same key returns the first record; an emergency message while
+    the guardian's P0 about the same child is open joins that request instead of paging staff anew."""
     started = time.perf_counter()
     r = runtime.redis
     idem_key = idempotency_key(school.id, sub.guardian_id, sub.idempotency_key) if sub.idempotency_key else None
@@ -116,6 +126,13 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
         except CalendarUnknown:
             held_until = None  # without holiday data, telling someone now beats holding blindly
 
+    if classification.urgency is Urgency.P0:
+        if idem_key and (replay := _replay(r, school.id, idem_key, sub)) is not None:
+            return replay, Outcome.replayed
+        joined = _join_open_emergency(runtime, school, sub, routing, at, idem_key)
+        if joined is not None:
+            return joined, Outcome.joined
+
     tell_parent = parent_can_hear(runtime, record)
 
     with r.pipeline(transaction=True) as pipe:
@@ -131,7 +148,7 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                             raise IdempotencyMismatch()
                         existing = load(r, school.id, first["request_id"])
                         if existing is not None:
-                            return existing, False
+                            return existing, Outcome.replayed
                 pipe.multi()
                 # Notifications first: RQ's enqueue expects the pipeline in MULTI mode, which it now is.
                 for notice in routing.notify_now:
@@ -153,6 +170,9 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                 if idem_key:
                     pipe.set(idem_key, json.dumps({"request_id": record.id, "digest": sub.digest()}),
                              ex=IDEMPOTENCY_TTL_SECONDS)
+                if classification.urgency is Urgency.P0:
+                    pipe.set(keys.open_emergency(school.id, sub.guardian_id, student.id), record.id,
+                             ex=EMERGENCY_POINTER_TTL_SECONDS)
                 counted = track_outbreak(pipe, school, record)  # last: its replies end the list
                 replies = pipe.execute()
                 break
@@ -167,4 +187,54 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
     log.info("request_received", request_id=record.id, school_id=school.id, urgency=record.urgency,
              category=record.category, owner=record.owner, notified=len(routing.notify_now),
              ms=round(elapsed * 1000, 2))
-    return record, True
+    return record, Outcome.created
+
+
+# How long a guardian's emergency messages keep joining their last P0 (while it is open).
+EMERGENCY_POINTER_TTL_SECONDS = 24 * 3600
+
+
+def _replay(r: redis.Redis, school_id: str, idem_key: str, sub: Submission) -> RequestRecord | None:
+    seen = r.get(idem_key)
+    if seen is None:
+        return None
+    first = json.loads(seen)
+    if first["digest"] != sub.digest():
+        raise IdempotencyMismatch()
+    return load(r, school_id, first["request_id"])
+
+
+def _join_open_emergency(
+    runtime: Runtime, school: School, sub: Submission, routing: RoutingPlan, at: str, idem_key: str | None
+) -> RequestRecord | None:
+    """Bound the harm of a burst without refusing an emergency: the message goes on the open P0's timeline
+    (staff read it there), and only the first such message pages the owner and the P0's responders again."""
+    r = runtime.redis
+    older_id = r.get(keys.open_emergency(school.id, sub.guardian_id, sub.student_id))
+    if older_id is None:
+        return None
+
+    def append(record: RequestRecord, pipe: redis.client.Pipeline) -> None:
+        if not record.is_open or record.urgency != Urgency.P0.value or record.guardian_id != sub.guardian_id:
+            raise Conflict("not_open_emergency", "the guardian's last emergency is closed")
+        record.parent_updates += 1
+        pipe.rpush(keys.timeline(school.id, record.id), json.dumps(
+            {"at": at, "kind": "follow_up", "by": "guardian", "text": sub.text, "urgent": True,
+             "reasons": ["家长在紧急请求未办结时再次发来紧急消息，已并入本请求"]}, ensure_ascii=False))
+        if record.parent_updates == 1:
+            for staff_id in dict.fromkeys([record.owner, *(n.staff_id for n in routing.notify_now)]):
+                queue_notice(pipe, runtime, record, staff_id, "parent_update", "request.parent_update", step=1)
+        if idem_key:
+            pipe.set(idem_key, json.dumps({"request_id": record.id, "digest": sub.digest()}),
+                     ex=IDEMPOTENCY_TTL_SECONDS)
+
+    try:
+        done = transition(r, school.id, older_id.decode() if isinstance(older_id, bytes) else str(older_id), append)
+    except Conflict:
+        return None
+    if done is None:
+        return None
+    record = done[0]
+    metrics.emergency_joined()
+    log.info("emergency_joined", request_id=record.id, school_id=school.id, updates=record.parent_updates)
+    return record

@@ -48,6 +48,11 @@ def guardian_requests(school: str, guardian_id: str) -> str:
     return f"relay:{school}:guardian:{guardian_id}:requests"
 
 
+def open_emergency(school: str, guardian_id: str, student_id: str) -> str:
+    """The latest P0 a guardian raised about a child: their further emergency messages join it while it is open."""
+    return f"relay:{school}:guardian:{guardian_id}:emergency:{student_id}"
+
+
 def school_requests(school: str) -> str:
     """Every request of the school by creation time (score: epoch seconds): what reports read a week from."""
     return f"relay:{school}:requests"

@@ -68,6 +68,10 @@ TIMER_LATENESS = Histogram(
 TIMERS_OVERDUE = Counter(
     "relay_timers_overdue_total", "Timers found more than 2 s past due (a dead worker's, or a scheduler behind)"
 )
+EMERGENCIES_JOINED = Counter(
+    "relay_emergency_messages_joined_total",
+    "Emergency messages joined to the same guardian's open P0 about the same child instead of paging anew",
+)
 OUTBREAK_ALERTS = Counter("relay_outbreak_alerts_total", "Grouped alerts of contagious illness in one class")
 DEAD_LETTERS = Counter(
     "relay_dead_letters_total", "Notifications that exhausted every contact and retry", ["urgency"]
@@ -80,6 +84,10 @@ PAST_DUE_SECONDS = 2.0
 def intake(urgency: str, category: str, seconds: float) -> None:
     REQUESTS.labels(urgency, category).inc()
     INTAKE_SECONDS.observe(seconds)
+
+
+def emergency_joined() -> None:
+    EMERGENCIES_JOINED.inc()
 
 
 def first_delivery(urgency: str, seconds: float) -> None:

@@ -156,6 +156,8 @@ def _title(event: str, delivery: dict[str, Any], record: RequestRecord, summary:
         return f"已确认，由您处理：{summary}"
     if event == "request.reminder":
         return f"【提醒】已确认的请求尚无进展：{summary}"
+    if event == "request.parent_update":
+        return f"【家长补充·紧急】{summary}"
     if event == "request.reassigned":
         return f"【转交给您】{summary}"
     if event == "request.digest":

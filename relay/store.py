@@ -60,6 +60,7 @@ class RequestRecord(BaseModel):
     resolved_at: str | None = None
     escalation_step: int = 0
     reminder_step: int = 0  # update reminders taken since the acknowledgement
+    parent_updates: int = 0  # further emergency messages from the guardian joined to this P0
     escalation: list[PlannedStepRecord] = Field(default_factory=list)
     directory_version: int
     replies: list[dict[str, Any]] = Field(default_factory=list)

@@ -15,6 +15,7 @@ _PARENT_TIMELINE = {
     "assigned": ("at", "kind", "owner"),
     "acknowledged": ("at", "kind", "by"),
     "replied": ("at", "kind", "by", "text"),
+    "follow_up": ("at", "kind", "text"),
     "reassigned": ("at", "kind", "owner"),
     "resolved": ("at", "kind", "by"),
 }

@@ -30,8 +30,8 @@ def to(school: School, staff_id: str, request_id: str, path: str | None = None) 
     return match
 
 
-def submit(school: School, text: str) -> str:
-    response = school.submit(text)
+def submit(school: School, text: str, student_id: str = "s1") -> str:
+    response = school.submit(text, student_id=student_id)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
@@ -159,7 +159,7 @@ def test_an_acknowledged_p0_never_escalates_and_an_unacknowledged_one_does(
 
     # The witness: due after the first, with the same clock and the same scheduler.
     started = time.monotonic()
-    ignored = submit(school, FEVER)
+    ignored = submit(school, FEVER, student_id="s2")
     escalation = receiver.wait_for(to(school, "duty", ignored), 15, "the duty leader's escalation")
     record_property("escalation_after_seconds", round(escalation.at - started, 3))
 

@@ -354,7 +354,7 @@ def test_an_acknowledged_p0_without_an_update_reminds_the_owner_then_the_duty_le
     sla_stack: Stack, schools: Schools, receiver: WebhookReceiver
 ) -> None:
     school = schools.new(sla=NO_UPDATE)
-    noted, forgotten = submit(school, FEVER), submit(school, FEVER)
+    noted, forgotten = submit(school, FEVER), submit(school, FEVER, student_id="s2")
     ack(school, noted)
     note = school.client.post(f"/v1/requests/{noted}/note", headers=school.staff("aa"), json={"text": "已联系家长，校医在处理"})
     assert note.status_code == 200, note.text
@@ -388,7 +388,7 @@ def test_an_unacknowledged_p0_page_goes_to_the_persons_next_contact(
         {"channel": "webhook", "url": receiver.url + second_path},
     ]})
     ignored = submit(school, FEVER)
-    answered = submit(school, FEVER)
+    answered = submit(school, FEVER, student_id="s2")
     first = receiver.wait_for(to(school, "nurse", ignored, path=first_path), 10, "the nurse's page")
     answered_page = receiver.wait_for(to(school, "nurse", answered, path=first_path), 10, "the second page")
     ack(school, answered, "nurse")  # within the second: no fallback for this one

@@ -268,7 +268,7 @@ def test_html_in_a_message_is_escaped_on_the_staff_pages(school: TrustSchool) ->
         shown = client.get(f"/staff/requests/{request_id}").text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
         assert "&lt;b&gt;好&lt;/b&gt;" in shown
-    urgent = school.made_request("孩子在学校发烧了" + attack)
+    urgent = school.made_request("孩子在学校发烧了" + attack, student_id="s2", guardian_id="g2")
     assert urgent["urgency"] == "P0"
     with page_client(school, "nurse") as client:
         console = client.get("/nurse").text

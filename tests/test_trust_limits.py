@@ -97,3 +97,36 @@ def test_counters_live_under_the_relay_prefix_and_expire(make: Callable[..., Tru
     counters = [k for k in school.redis.scan_iter(f"relay:limits*{school.id}*")]
     assert counters
     assert all(0 < school.redis.ttl(k) <= 180 for k in counters)
+
+
+def test_a_burst_of_emergency_messages_joins_the_open_emergency(make: Callable[..., TrustSchool]) -> None:
+    school = make(rate_limit_guardian="3/minute")
+    answers = [school.submit(f"孩子发烧了，39度8，在学校晕倒了 {n}") for n in range(40)]
+
+    assert {a.status_code for a in answers} == {201}  # a real emergency is never refused
+    ids = {a.json()["id"] for a in answers}
+    assert len(ids) <= 5, ids
+    first = answers[0].json()["id"]
+    assert answers[1].headers["relay-joined-request"] == first
+    follow_ups = [e for e in school.timeline(first) if e["kind"] == "follow_up"]
+    assert len(follow_ups) == 39 and follow_ups[-1]["text"].endswith(" 39")
+    # Staff are paged about one emergency, and again once for its updates, never 40 times.
+    prefix = f"relay:{school.id}:delivery:"
+    deliveries = [key.decode().removeprefix(prefix) for key in school.redis.scan_iter(prefix + "*")]
+    deliveries = [event_id for event_id in deliveries if ":" not in event_id]  # not the :queued / :lock marks
+    events = {event_id.split(".")[1] for event_id in deliveries}
+    assert events <= {"urgent", "parent_update", "received"}, events
+    repages = [event_id for event_id in deliveries if ".parent_update." in event_id]
+    assert 0 < len(repages) <= 3, repages
+    # Another family's emergency is its own request.
+    other = school.submit("孩子在操场摔伤了，头在流血", student_id="s3", guardian_id="g3")
+    assert other.status_code == 201 and other.json()["id"] not in ids
+
+
+def test_an_emergency_after_the_first_is_resolved_is_a_new_request(make: Callable[..., TrustSchool]) -> None:
+    school = make()
+    first = school.made_request(URGENT)["id"]
+    resolved = school.client.post(f"/v1/requests/{first}/resolve", json={"note": "已送医"}, headers=school.staff("aa"))
+    assert resolved.status_code == 200, resolved.text
+    again = school.made_request(URGENT + "，又晕倒了")
+    assert again["id"] != first and again["urgency"] == "P0"

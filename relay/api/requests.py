@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from relay import audit, keys, ratelimit, store, tokens
 from relay.api.deps import CurrentGuardian, RuntimeDep, current_staff
 from relay.api.errors import ApiError, documented
-from relay.intake import IdempotencyMismatch, Submission, first_timeline, replayable, submit
+from relay.intake import IdempotencyMismatch, Outcome, Submission, first_timeline, replayable, submit
 from relay.log import log
 from relay.runtime import Runtime
 from relay.views import parent_view, staff_view
@@ -140,16 +140,20 @@ async def create_request(request: Request, response: Response, guardian: Current
     submission = Submission(guardian.id, student.id, text, hint or None, key)
     urgent_over_limit = _admit(request, runtime, guardian.school.id, guardian.id, submission)
     try:
-        record, created = submit(runtime, school, guardian.version, student, submission)
+        record, outcome = submit(runtime, school, guardian.version, student, submission)
     except IdempotencyMismatch as exc:
         raise ApiError(422, "idempotency_key_reused", "该 Idempotency-Key 已用于另一内容 (key reused with a different body)") from exc
-    if created and urgent_over_limit:
+    if outcome is Outcome.created and urgent_over_limit:
         # Staff see why this guardian went past the limit; the parent's view does not list this entry.
         runtime.redis.rpush(keys.timeline(school.id, record.id),
                             store.timeline_entry("rate_limited_but_urgent", record.created_at))
         log.warning("rate_limited_but_urgent", request_id=record.id, school_id=school.id)
-    if not created:
+    if outcome is Outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
+        return parent_view(runtime, school, record)
+    if outcome is Outcome.joined:
+        # Stored as a follow-up on the open emergency it belongs to (201: the message is kept), not a new page.
+        response.headers["Relay-Joined-Request"] = record.id
         return parent_view(runtime, school, record)
     return parent_view(runtime, school, record, entries_known=first_timeline(record, []))
 
