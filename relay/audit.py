@@ -23,7 +23,7 @@ from relay.store import text
 # Approximate trimming (MAXLEN ~) is cheap; a large school writes far fewer entries than this in a year.
 MAX_ENTRIES = 1_000_000
 
-ACTIONS = ("view", "ack", "claim", "reply", "note", "resolve", "reassign", "guardian_data_deleted",
+ACTIONS = ("view", "ack", "claim", "reply", "note", "resolve", "reassign", "retriage", "guardian_data_deleted",
            "retention_purged")
 
 

@@ -1,4 +1,5 @@
-"""`relay binding-code create`, `relay audit` and `relay purge`: the operator's side of SECURITY.md."""
+"""`relay binding-code create`, `relay audit`, `relay purge` and `relay corrections export`: the
+operator's side of SECURITY.md."""
 
 from __future__ import annotations
 
@@ -69,7 +70,30 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corrections_export(args: argparse.Namespace) -> int:
+    """Staff's re-triage corrections as JSON Lines that `relay eval` and `relay train` read. It holds
+    parents' message texts: for operators only, never a shared folder."""
+    from relay import retriage
+    from relay.runtime import get_runtime
+
+    try:
+        for school_id in _schools(args.school):
+            for row in retriage.corrections(get_runtime().redis, school_id):
+                print(json.dumps(row, ensure_ascii=False))
+    except redis.RedisError as exc:
+        print(f"cannot reach Redis: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    corrections = sub.add_parser("corrections", help="staff's re-triage corrections (training data)")
+    corrections_sub = corrections.add_subparsers(dest="corrections_command", required=True)
+    export = corrections_sub.add_parser(
+        "export", help="write them as JSON Lines in the format `relay eval` reads (holds message texts)")
+    export.add_argument("--school", help="one school (default: every school)")
+    export.set_defaults(func=cmd_corrections_export)
+
     code = sub.add_parser("binding-code", help="one-time codes that bind a parent's WeChat to a guardian")
     code_sub = code.add_subparsers(dest="binding_code_command", required=True)
     create = code_sub.add_parser("create", help="print a new code as one JSON line")

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
+from rq import Queue
 
 from relay import changes, clock, keys, metrics
 from relay.log import log
 from relay.notices import parent_can_hear, queue_notice, queue_parent_notice
-from relay.runtime import Runtime
+from relay.retriage import PARENT_MARKED
+from relay.runtime import URGENT, Runtime
 from relay.sla import hold_for_digest, outbreak_reached, track_outbreak
 from relay.store import (
     Conflict,
@@ -33,12 +35,14 @@ from relay.store import (
 )
 from relay.timers import arm, escalate_timer
 from routing.calendar import CalendarUnknown, quiet_until
-from routing.classifier import classify
+from routing.classifier import Classification, classify
 from routing.directory import School, Student
 from routing.labels import Urgency
 from routing.plan import RoutingPlan, plan
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# relay/second_opinion.py, named rather than imported: the API process never calls a model itself.
+SECOND_OPINION_JOB = "relay.second_opinion.ask"
 
 NOTICE_EVENT = {Urgency.P0: "request.urgent"}
 
@@ -60,9 +64,13 @@ class Submission:
     text: str
     category_hint: str | None
     idempotency_key: str | None
+    urgent: bool = False  # the parent said it is urgent: P0, whatever the words
 
     def digest(self) -> str:
-        body = json.dumps([self.student_id, self.text, self.category_hint], ensure_ascii=False)
+        fields: list[object] = [self.student_id, self.text, self.category_hint]
+        if self.urgent:  # appended only when set: keys stored before the flag existed still match
+            fields.append(True)
+        body = json.dumps(fields, ensure_ascii=False)
         return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -92,6 +100,8 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
     idem_key = idempotency_key(school.id, sub.guardian_id, sub.idempotency_key) if sub.idempotency_key else None
 
     classification = classify(sub.text, sub.category_hint)
+    if sub.urgent and classification.urgency is not Urgency.P0:
+        classification = Classification(Urgency.P0, classification.category, (*classification.reasons, PARENT_MARKED))
     now = clock.now_in(school.zone)
     routing = plan(classification, student, school, now)
     request_id = new_request_id(now.timestamp())
@@ -173,6 +183,11 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                 if classification.urgency is Urgency.P0:
                     pipe.set(keys.open_emergency(school.id, sub.guardian_id, student.id), record.id,
                              ex=EMERGENCY_POINTER_TTL_SECONDS)
+                if runtime.settings.triage_llm_url and classification.urgency is not Urgency.P0:
+                    # Asked by a worker after the 201; queued here so that a crash cannot lose the question.
+                    runtime.queues[URGENT].enqueue_many([Queue.prepare_data(
+                        SECOND_OPINION_JOB, args=(school.id, record.id), timeout=60, result_ttl=0,
+                        failure_ttl=86400)], pipeline=pipe)
                 counted = track_outbreak(pipe, school, record)  # last: its replies end the list
                 replies = pipe.execute()
                 break

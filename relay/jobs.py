@@ -225,6 +225,11 @@ def escalate(school_id: str, request_id: str, step: int) -> str:
             disarm(pipe, school_id, timer_id)
             return "stale"
         planned = record.escalation[step - 1]
+        due_s = dt.datetime.fromisoformat(planned.due_at).timestamp()
+        if clock.now() < due_s:
+            # A firing claimed before a re-triage re-planned the chain: never early, wait for the new time.
+            arm(pipe, school_id, timer_id, due_s)
+            return "early"
         record.escalation_step = step
         add_timeline(pipe, record, "escalated", now_in(record), step=step, notify=planned.notify)
         for staff_id in planned.notify:

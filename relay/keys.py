@@ -53,6 +53,11 @@ def open_emergency(school: str, guardian_id: str, student_id: str) -> str:
     return f"relay:{school}:guardian:{guardian_id}:emergency:{student_id}"
 
 
+def corrections(school: str) -> str:
+    """Staff's re-triage corrections, newest first (JSON): training data for the learned layer."""
+    return f"relay:{school}:corrections"
+
+
 def school_requests(school: str) -> str:
     """Every request of the school by creation time (score: epoch seconds): what reports read a week from."""
     return f"relay:{school}:requests"

@@ -72,6 +72,11 @@ EMERGENCIES_JOINED = Counter(
     "relay_emergency_messages_joined_total",
     "Emergency messages joined to the same guardian's open P0 about the same child instead of paging anew",
 )
+SECOND_OPINIONS = Counter(
+    "relay_second_opinions_total",
+    "A language model's second opinions on urgency, by outcome (raised, kept, timeout, refused, malformed, http_*)",
+    ["outcome"],
+)
 OUTBREAK_ALERTS = Counter("relay_outbreak_alerts_total", "Grouped alerts of contagious illness in one class")
 DEAD_LETTERS = Counter(
     "relay_dead_letters_total", "Notifications that exhausted every contact and retry", ["urgency"]
@@ -88,6 +93,10 @@ def intake(urgency: str, category: str, seconds: float) -> None:
 
 def emergency_joined() -> None:
     EMERGENCIES_JOINED.inc()
+
+
+def second_opinion(outcome: str) -> None:
+    SECOND_OPINIONS.labels(outcome).inc()
 
 
 def first_delivery(urgency: str, seconds: float) -> None:

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     timer_poll_seconds: float = 0.05
     worker_class: str = "simple"  # simple (no fork per job: the measured choice) | fork (RQ's default, for comparison)
 
+    # An optional second opinion on urgency (relay/second_opinion.py): an OpenAI-compatible chat-completions
+    # API the school or district runs. Off while the URL is unset.
+    triage_llm_url: str | None = None
+    triage_llm_model: str | None = None
+    triage_llm_key: str | None = None
+    triage_llm_timeout_seconds: float = 8.0
+
     # Intake limits
     max_text_chars: int = 2000
     max_body_bytes: int = 16384
@@ -58,6 +65,8 @@ class Settings(BaseSettings):
     rate_limit_guardian: str = "30/minute;500/day"
     # Generous: many parents share one carrier-NAT address, and a school's own tools post from one host.
     rate_limit_ip: str = "3000/minute"
+    # How often a guardian may mark requests urgent (at submission or afterwards): bounds the pages it causes.
+    rate_limit_urgent: str = "5/hour;20/day"
     rate_limit_bind: str = "5/10 minutes;20/day"
     rate_limit_bind_ip: str = "30/10 minutes;300/day"  # a parents' meeting binds from the school's Wi-Fi
     retention_days: int = 365  # requests and their timelines older than this are purged daily

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relay import audit, keys, ratelimit, store, tokens
+from relay import audit, keys, ratelimit, retriage, store, tokens
 from relay.api.deps import CurrentGuardian, RuntimeDep, current_staff
 from relay.api.errors import ApiError, documented
 from relay.intake import IdempotencyMismatch, Outcome, Submission, first_timeline, replayable, submit
@@ -34,6 +34,7 @@ class NewRequest(BaseModel):
     student_id: str = Field(min_length=1, max_length=64)
     text: str
     category_hint: str | None = Field(default=None, max_length=32)
+    urgent: bool = False
 
 
 class RequestView(BaseModel):
@@ -137,7 +138,9 @@ async def create_request(request: Request, response: Response, guardian: Current
     if student is None or body.student_id not in school.children_of(guardian.id):
         raise ApiError(404, "unknown_student", "未找到该学生 (no such student among your children)")
     hint = clean_text(body.category_hint) if body.category_hint else None
-    submission = Submission(guardian.id, student.id, text, hint or None, key)
+    submission = Submission(guardian.id, student.id, text, hint or None, key, urgent=body.urgent)
+    if body.urgent:
+        ratelimit.check(runtime, settings.rate_limit_urgent, "urgent", school.id, guardian.id)
     urgent_over_limit = _admit(request, runtime, guardian.school.id, guardian.id, submission)
     try:
         record, outcome = submit(runtime, school, guardian.version, student, submission)
@@ -208,6 +211,27 @@ async def get_request(request_id: str, request: Request, runtime: RuntimeDep) ->
     if record is None or record.guardian_id != guardian.id:
         raise ApiError(404, "not_found", "未找到该请求 (no such request)")
     return parent_view(runtime, guardian.school, record)
+
+
+@router.post("/requests/{request_id}/urgent", responses=documented(409))
+async def mark_urgent(request_id: str, response: Response, guardian: CurrentGuardian, runtime: RuntimeDep) -> Any:
+    """The parent says it is urgent: raised to P0 at once, with the pages a P0 of its category gets and the
+    owner paged. Never lowered by the parent; a repeat does nothing. Rate-limited per guardian."""
+    school = guardian.school
+    record = store.load(runtime.redis, school.id, request_id) if _plausible(request_id) else None
+    if record is None or record.guardian_id != guardian.id:
+        raise ApiError(404, "not_found", "未找到该请求 (no such request)")
+    if record.urgency != Urgency.P0.value and record.is_open:
+        ratelimit.check(runtime, runtime.settings.rate_limit_urgent, "urgent", school.id, guardian.id)
+    try:
+        done = retriage.mark_urgent(runtime, school, request_id, guardian.id)
+    except store.Conflict as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+    if done is None:
+        raise ApiError(404, "not_found", "未找到该请求 (no such request)")
+    if not done[1]:
+        response.headers["Relay-Unchanged"] = "true"
+    return parent_view(runtime, school, done[0])
 
 
 def _plausible(request_id: str) -> bool:

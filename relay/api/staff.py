@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay import actions, store
+from relay import actions, retriage, store
 from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
 from relay.api.errors import ApiError, documented
 from relay.api.requests import clean_text, parse, read_json
@@ -15,6 +15,7 @@ from relay.permissions import can_act
 from relay.runtime import Runtime
 from relay.store import Conflict, RequestRecord
 from relay.views import staff_view
+from routing.labels import Category, Urgency
 
 router = APIRouter(prefix="/v1", tags=["staff"], responses=documented(400, 401, 403, 404, 409, 413, 415, 422, 503))
 
@@ -27,6 +28,13 @@ class ReplyBody(BaseModel):
 class ResolveBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     note: str | None = Field(default=None, max_length=2000)
+
+
+class RetriageBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    urgency: Urgency
+    category: Category | None = None
+    reason: str = Field(min_length=1, max_length=500)
 
 
 class ReassignBody(BaseModel):
@@ -126,6 +134,24 @@ async def reassign(request_id: str, request: Request, staff: StaffOfSchool, runt
         lambda: actions.reassign(runtime, staff.school, request_id, staff.id, body.to, clean_text(body.reason))
     )
     return _answer(runtime, staff, record)
+
+
+@router.post("/requests/{request_id}/retriage", openapi_extra={"requestBody": {"content": {"application/json": {
+    "schema": RetriageBody.model_json_schema()}}, "required": True}})
+async def retriage_request(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    """Correct the triage. Raising to P0 pages as intake would; lowering disarms the escalation steps the new
+    urgency does not have; each change is on the timeline and kept as a correction."""
+    body = parse(RetriageBody, await read_json(request, runtime.settings.max_body_bytes))
+    reason = clean_text(body.reason)
+    if not reason:
+        raise ApiError(422, "empty_text", "请说明调整原因 (reason is empty)")
+    record = _guarded(lambda: retriage.retriage(runtime, staff.school, request_id, staff.id, body.urgency,
+                                                body.category, reason) if _plausible(request_id) else None)
+    return _answer(runtime, staff, record)
+
+
+def _plausible(request_id: str) -> bool:
+    return len(request_id) <= 64
 
 
 @router.get("/queue")
