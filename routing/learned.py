@@ -66,8 +66,7 @@ class Prediction:
     category: Category
     urgency_probabilities: tuple[float, ...]  # in URGENCIES order
     category_probabilities: tuple[float, ...]  # in CATEGORIES order
-    # the n-grams found and their TF-IDF values, kept to explain a verdict only when one is needed
-    grams: tuple[str, ...] = field(repr=False, default=())
+    # the n-grams found (vocabulary rows) and their TF-IDF values, to explain a verdict only when asked
     rows: Any = field(repr=False, default=None)
     values: Any = field(repr=False, default=None)
 
