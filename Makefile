@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint eval bench bench-timers bench-peak replay install clean
+.PHONY: dev test lint eval train bench-triage bench bench-timers bench-peak replay install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,train]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,8 +25,21 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# The writers' corpus once it is copied in; until then each tests/data set stands for one writer.
+CORPUS := $(if $(wildcard tests/data/corpus/*.jsonl),tests/data/corpus,tests/data)
+TRAIN_DATA := tests/data $(wildcard tests/data/corpus)
+
+# The tuned rules on the dev set, then leave-one-writer-out: rules, model and both, for each writer.
 eval: $(STAMP)
 	$(BIN)/relay eval tests/data/triage_dev.jsonl --quiet
+	$(BIN)/relay eval --by-writer $(CORPUS) --quiet
+
+# Retrain the shipped model (routing/models/triage.npz) on every labelled set.
+train: $(STAMP)
+	$(BIN)/relay train $(TRAIN_DATA)
+
+bench-triage: $(STAMP)
+	$(BIN)/python tests/bench/triage_bench.py
 
 # A school week (example school, ~1,200 students) replayed through the real system on a simulated clock;
 # figures in docs/replay/summary.json and PNGs beside it.

@@ -136,6 +136,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return evaluate(args.rest)
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from relay.training import main as train
+
+    return train(args.rest)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -289,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("rest", nargs=argparse.REMAINDER)
     evaluate.set_defaults(func=cmd_eval)
 
+    train = sub.add_parser("train", help="fit the learned triage model on labelled JSON Lines")
+    train.add_argument("rest", nargs=argparse.REMAINDER)
+    train.set_defaults(func=cmd_train)
+
     dead = sub.add_parser("deadletters", help="notifications that exhausted every contact and retry")
     dead_sub = dead.add_subparsers(dest="action", required=True)
     for action, what in (("list", "one JSON line per dead letter"), ("show", "one dead letter and its history"),
@@ -308,7 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# These own their options: argparse's REMAINDER will not take a first argument that starts with "-".
+_PASS_THROUGH = {"eval": cmd_eval, "train": cmd_train}
+
+
 def main(argv: list[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else argv
+    if given and given[0] in _PASS_THROUGH:
+        return _PASS_THROUGH[given[0]](argparse.Namespace(rest=given[1:]))
     args = build_parser().parse_args(argv)
     if args.command in ("dev", "serve", "worker"):
         from relay.log import configure

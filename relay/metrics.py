@@ -41,6 +41,7 @@ from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from relay import keys
 from relay.log import log
+from routing import learned
 
 if TYPE_CHECKING:
     from relay.runtime import Runtime
@@ -203,8 +204,18 @@ class _Scrape(Collector):
 
     def collect(self) -> Iterable[Metric]:
         yield from self._recorded.collect()
+        yield _triage_model()
         if self._state is not None:
             yield from self._state.collect()
+
+
+def _triage_model() -> Metric:
+    """Whether this process triages with the learned model; 0 means the rules alone (file missing or corrupt)."""
+    loaded = GaugeMetricFamily(
+        "relay_triage_model_loaded", "1 if this process classifies with the learned triage model, 0 if rules alone"
+    )
+    loaded.add_metric([], 1 if learned.model_loaded() else 0)
+    return loaded
 
 
 _state: StateCollector | None = None
