@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from relay import metrics, privacy
 from relay.api import auth, errors, my_data, requests, staff
 from relay.api.deps import RuntimeDep
+from relay.body_limit import BodyLimit
 from relay.log import configure
 from relay.runtime import Runtime, get_runtime
 
@@ -23,6 +24,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     metrics.install_collectors(runtime)
     errors.install(app)
+    app.add_middleware(BodyLimit, api_bytes=runtime.settings.max_body_bytes)
     app.include_router(requests.router)
     app.include_router(staff.router)
     app.include_router(auth.router)
