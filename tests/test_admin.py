@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from admin_support import AdminStack, admin_document, today, workbook_bytes
+from admin_support import AdminStack, admin_document, bomb_workbook, today, workbook_bytes
 from conftest import RELAY, ROOT, WebhookReceiver, wait_until
 from openpyxl import load_workbook
 
@@ -49,6 +49,17 @@ def _roster_of(admin_stack: AdminStack, school_id: str, students: int, academic_
 
 def _check(client: httpx.Client, headers: dict[str, str], content: bytes, name: str = "roster.xlsx") -> httpx.Response:
     return client.post("/v1/admin/roster/check", files={"file": (name, content)}, headers=headers)
+
+
+def test_a_workbook_bomb_is_refused_with_422_naming_the_limit(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    bomb = bomb_workbook(400 * 1024 * 1024)  # 412 KB that unpacks to 400 MiB
+    response = _check(admin_stack.client, admin_stack.staff(school_id), bomb)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"]["code"] == "invalid_roster" and body["import_id"] is None
+    assert "24 MB" in body["problems"][0]["message"], body["problems"]
+    assert admin_stack.client.get("/readyz").status_code == 200 and admin_stack.api.poll() is None
 
 
 def test_a_new_version_reaches_the_api_and_the_worker_within_a_second(admin_stack: AdminStack) -> None:
