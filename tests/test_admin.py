@@ -262,9 +262,9 @@ def test_only_a_schools_own_administrators_change_its_directory(admin_stack: Adm
 
 
 def _sign_in(pages: httpx.Client, school_id: str, staff_id: str) -> str:
-    from conftest import caller_token
+    from conftest import caller_token, staff_page_session
 
-    response = pages.get("/staff/login", params={"token": caller_token("staff", staff_id, school_id)})
+    response = staff_page_session(pages, caller_token("staff", staff_id, school_id))
     assert response.status_code == 303, response.text
     page = pages.get("/staff")
     marker = 'name="csrf" content="'

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import Stack, WebhookReceiver, caller_token, school_document, wait_until
+from conftest import Stack, WebhookReceiver, caller_token, school_document, staff_page_session, wait_until
 
 from relay.directory import load_yaml, publish
 
@@ -60,8 +60,8 @@ class PageSchool:
     def signed_in(self, staff_id: str) -> Iterator[httpx.Client]:
         """An httpx client holding a page session (the bearer-token way in)."""
         with httpx.Client(base_url=self.url, timeout=10, follow_redirects=True) as client:
-            response = client.get("/staff/login", params={"token": self.staff_token(staff_id)})
-            assert response.status_code == 200, response.text
+            response = staff_page_session(client, self.staff_token(staff_id))
+            assert response.status_code == 303, response.text
             yield client
 
 
@@ -122,6 +122,7 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
 
 def sign_in(page: Any, school: PageSchool, staff_id: str) -> None:
     page.goto(f"{school.url}/staff/login?token={school.staff_token(staff_id)}")
+    page.click("button[type=submit]")  # opening the link shows a button; only pressing it signs in
     page.wait_for_selector("html[data-live='ready']")  # the event stream is open
 
 
