@@ -174,6 +174,27 @@ def test_leave_sends_new_requests_to_the_backup_and_moves_open_ones(admin_stack:
         k: v for e in audit for k, v in e.items() if e.get(b"action") == b"admin.leave_added"}.items()
 
 
+def test_move_open_knows_only_this_schools_staff_and_owners(admin_stack: AdminStack) -> None:
+    school_id, other_id = admin_stack.new_school(), admin_stack.new_school()
+    elsewhere = admin_document(other_id, admin_stack.receiver.url)
+    elsewhere["staff"].append({"id": "t-elsewhere", "name": "别校老师", "roles": ["academic_affairs"]})
+    admin_stack.publish(elsewhere)
+    headers = admin_stack.staff(school_id)
+    for body in ({"to": "aa2"}, {}):  # to someone named, or to the backup of a leave
+        response = admin_stack.client.post("/v1/admin/staff/t-elsewhere/move-open", json=body, headers=headers)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "unknown_staff"
+
+    # Someone removed from the directory who still owns open requests: those are the ones to move.
+    open_one = admin_stack.submit(school_id)
+    without_aa = admin_document(school_id, admin_stack.receiver.url)
+    without_aa["staff"] = [s for s in without_aa["staff"] if s["id"] != "aa"]
+    without_aa["classes"][0]["academic_affairs"] = "aa2"
+    admin_stack.publish(without_aa)
+    response = admin_stack.client.post("/v1/admin/staff/aa/move-open", json={"to": "aa2"}, headers=headers)
+    assert response.status_code == 200 and response.json()["moved"] == [open_one["id"]], response.text
+
+
 def test_a_class_reassigned_then_the_previous_version_restored(admin_stack: AdminStack) -> None:
     school_id = admin_stack.new_school()
     headers = admin_stack.staff(school_id)
