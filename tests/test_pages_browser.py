@@ -315,3 +315,17 @@ def test_follow_up_is_merged_into_the_open_request(page_school: PageSchool) -> N
     assert newer is not None and b'"status":"resolved"' in newer
     closing = redis.lrange(f"relay:{page_school.id}:timeline:{second['id']}", -1, -1)[0]
     assert f"merged into {first['id']}".encode() in closing
+
+
+def test_a_merge_into_an_unknown_request_is_refused_and_changes_nothing(page_school: PageSchool) -> None:
+    made = page_school.submit("补充一下：明天上午也请假", category_hint="请假")
+    with page_school.signed_in("aa") as client:
+        page = client.get(f"/staff/requests/{made['id']}").text
+        token = re.search(r'name="csrf" content="([^"]+)"', page)
+        assert token is not None
+        for into in ("r-nonexistent", ""):
+            refused = client.post(f"/staff/requests/{made['id']}/merge", data={"csrf": token.group(1), "into": into})
+            assert refused.status_code == 409 and "未找到要并入的请求" in refused.text
+            assert "done=merge" not in str(refused.url)
+    record = page_school.stack.redis.get(f"relay:{page_school.id}:request:{made['id']}")
+    assert record is not None and b'"status":"received"' in record
