@@ -18,12 +18,30 @@ from starlette.datastructures import UploadFile
 
 from relay import admin, roster_files
 from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
-from relay.api.errors import ApiError, ErrorBody
+from relay.api.errors import ApiError, ErrorBody, described
 from relay.body_limit import SETTINGS_BYTES, UPLOAD_BYTES
 from relay.directory import ConfigError, Published, export_yaml, versions
 from routing.validation import Problem
 
-router = APIRouter(prefix="/v1/admin", tags=["administration"])
+
+class AdminRefusal(ErrorBody):
+    """A refusal; a directory or a roster that fails its check also lists every problem found."""
+
+    problems: list[dict[str, Any]] | None = Field(
+        default=None, description='a directory: [{"where", "message"}]; a roster: [{"sheet", "row", "column", "message"}]')
+
+
+# What these operations refuse with, beyond every /v1 operation's statuses (relay/api/errors.py).
+ADMIN_ERRORS = {
+    403: "`forbidden`: the token is not an administrator's or the principal's",
+    404: "`unknown_staff`, `unknown_class`, `no_such_leave`, `no_directory`, `not_found`: no such person, class, "
+         "leave or template sheet in the token's school (another school's look the same as none)",
+    409: "`overlapping_leave`: the person already has leave on some of those days",
+    422: "`invalid_directory` or `invalid_roster` with `problems` (nothing was changed); `invalid_body`, "
+         "`invalid_request`, `no_file`, `bad_dates`, `bad_backup`, `not_on_leave`, "
+         "`not_academic_affairs`",
+}
+router = APIRouter(prefix="/v1/admin", tags=["administration"], responses=described(ADMIN_ERRORS, AdminRefusal))
 
 _STATUS = {"unknown_staff": 404, "unknown_class": 404, "no_such_leave": 404, "no_directory": 404,
            "import_expired": 410, "overlapping_leave": 409}
@@ -57,7 +75,7 @@ class CancelLeave(_Body):
 
 
 class MoveOpen(_Body):
-    to: str | None = Field(default=None, max_length=64)  # default: the backup of their leave today
+    to: str | None = Field(default=None, min_length=1, max_length=64)  # default: the backup of their leave today
     reason: str = Field(default="", max_length=500)
 
 
@@ -172,8 +190,8 @@ async def check_roster(request: Request, caller: Administrator, runtime: Runtime
     return body
 
 
-@router.post("/roster/{import_id}/apply",
-             responses={410: {"model": ErrorBody, "description": "the checked import expired: check it again"}})
+@router.post("/roster/{import_id}/apply", responses=described({
+    410: "`import_expired`: the checked import is gone (applied, or older than an hour): check the file again"}))
 def apply_roster(import_id: str, caller: Administrator, runtime: RuntimeDep) -> Any:
     """Publish a checked import as the new version (settings, leave and absence are kept)."""
     return _run(lambda: _result(admin.apply_import(runtime, caller.school.id, import_id, caller.id)))

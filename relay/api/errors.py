@@ -57,8 +57,14 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for these error statuses, each with the error schema."""
-    return {status: {"model": ErrorBody, "description": _MEANINGS[status],
-                     **({"headers": _HEADERS[status]} if status in _HEADERS else {})} for status in statuses}
+    return described({status: _MEANINGS[status] for status in statuses})
+
+
+def described(meanings: dict[int, str], model: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for error statuses in a router's own words (which codes, and why)."""
+    return {status: {"model": model, "description": meaning,
+                     **({"headers": _HEADERS[status]} if status in _HEADERS else {})}
+            for status, meaning in meanings.items()}
 
 
 def document_errors(app: FastAPI, prefix: str = "/v1/") -> None:
@@ -80,7 +86,7 @@ def document_errors(app: FastAPI, prefix: str = "/v1/") -> None:
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values() if path.startswith(prefix) else ():
                 responses = operation.setdefault("responses", {})
-                if "422" in responses:  # FastAPI's own 422 (HTTPValidationError) is not what Relay answers
+                if "HTTPValidationError" in str(responses.get("422")):  # FastAPI's own 422 is not what Relay answers
                     responses["422"] = every["422"]
                 for status, documented in every.items():  # what a route declares itself is kept
                     responses.setdefault(status, documented)
