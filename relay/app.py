@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from relay import metrics, privacy
@@ -66,7 +66,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "redis": "ok"})
 
     @app.get("/metrics", tags=["operations"])
-    def metrics_endpoint() -> Response:  # sync: scrape-time gauges read Redis, off the event loop
+    def metrics_endpoint(request: Request) -> Response:  # sync: scrape-time gauges read Redis, off the event loop
+        if not metrics.scrape_allowed(request.headers.get("authorization"), runtime.settings.metrics_token):
+            return errors.error_response(401, "unauthorized", "/metrics needs the bearer token in RELAY_METRICS_TOKEN",
+                                         {"WWW-Authenticate": 'Bearer realm="metrics"'})
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -227,9 +227,12 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not insta
 @needs_promtool
 @pytest.mark.parametrize("check", [["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"],
                                    ["check", "config", "prometheus.yml"]], ids=" ".join)
-def test_promtool_accepts_the_rules(check: list[str]) -> None:
+def test_promtool_accepts_the_rules(check: list[str], tmp_path: Path) -> None:
     assert PROMTOOL is not None
-    done = subprocess.run([PROMTOOL, *check], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
+    # As an operator runs it: the scrape token file beside the configuration (never in the repository).
+    shutil.copytree(DEPLOY / "prometheus", tmp_path, dirs_exist_ok=True)
+    (tmp_path / "relay-metrics-token").write_text("a-token\n")
+    done = subprocess.run([PROMTOOL, *check], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -320,3 +323,12 @@ def test_the_example_schools_own_roster_export_can_be_uploaded_through_nginx() -
     assert len(export) > 64 * 1024  # more than a page's form: the reason for the upload route's own limit
     for path in ("/v1/admin/roster/check", "/admin/roster/check"):
         assert nginx_limit_for(path) > len(export) + 4096, path  # the file and its multipart envelope
+
+
+def test_prometheus_scrapes_the_api_with_the_metrics_token() -> None:
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    (api,) = [job for job in scrape["scrape_configs"] if job["job_name"] == "relay-api"]
+    assert api["authorization"]["credentials_file"]
+    assert "RELAY_METRICS_TOKEN" in manifest("Secret", "relay-secrets")["stringData"]
+    assert "RELAY_METRICS_TOKEN=" in (DEPLOY / "secrets.env.example").read_text().splitlines()
+    assert "authorization: {credentials_file:" in (ROOT / "README-ops.md").read_text(), "the Kubernetes job"
