@@ -201,11 +201,16 @@ def move_open(runtime: Runtime, school: School, owner: str, to: str, by: str, re
     """Reassign `owner`'s open requests (of one class, if given) to `to`, each with `reason` on its timeline."""
     if school.staff_member(to) is None:
         raise AdminError("unknown_staff", f"未找到教职工 {to} (no such staff member)")
+    theirs = [r for r in store.open_queue(runtime.redis, school.id, limit=100_000)
+              if r.owner == owner and (class_id is None or r.class_id == class_id)]
+    # Someone removed from the directory may still own open requests (that is when they need moving);
+    # an id that is neither staff here nor an owner here is another school's, or nobody's.
+    if school.staff_member(owner) is None and not theirs:
+        raise AdminError("unknown_staff", f"未找到教职工 {owner} (no such staff member)")
     moved = []
-    for request in store.open_queue(runtime.redis, school.id, limit=100_000):
-        if request.owner == owner and (class_id is None or request.class_id == class_id):
-            if actions.reassign(runtime, school, request.id, by, to, reason) is not None:
-                moved.append(request.id)
+    for request in theirs:
+        if actions.reassign(runtime, school, request.id, by, to, reason) is not None:
+            moved.append(request.id)
     if moved:
         record(runtime, school.id, by, "requests_moved", owner=owner, to=to, count=len(moved), class_id=class_id)
     return moved
@@ -218,9 +223,11 @@ def leave_reason(member: Staff, period: Leave, backup: Staff) -> str:
 def move_for_leave(runtime: Runtime, school: School, staff_id: str, by: str, today: dt.date) -> list[str]:
     """The open requests of someone on leave today go to that leave's backup."""
     member = school.staff_member(staff_id)
-    period = next((p for p in member.leave if p.start <= today <= p.end), None) if member else None
+    if member is None:
+        raise AdminError("unknown_staff", f"未找到教职工 {staff_id} (no such staff member)")
+    period = next((p for p in member.leave if p.start <= today <= p.end), None)
     backup = school.staff_member(period.backup) if period and period.backup else None
-    if member is None or period is None or backup is None:
+    if period is None or backup is None:
         raise AdminError("not_on_leave", "此人今天不在请假期内，未转交请求 (not on leave today)")
     return move_open(runtime, school, staff_id, backup.id, by, leave_reason(member, period, backup))
 

@@ -18,13 +18,31 @@ from starlette.datastructures import UploadFile
 
 from relay import admin, roster_files
 from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
-from relay.api.errors import ApiError, ErrorBody
+from relay.api.errors import ApiError, ErrorBody, described
+from relay.body_limit import SETTINGS_BYTES, UPLOAD_BYTES
 from relay.directory import ConfigError, Published, export_yaml, versions
 from routing.validation import Problem
 
-router = APIRouter(prefix="/v1/admin", tags=["administration"])
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+class AdminRefusal(ErrorBody):
+    """A refusal; a directory or a roster that fails its check also lists every problem found."""
+
+    problems: list[dict[str, Any]] | None = Field(
+        default=None, description='a directory: [{"where", "message"}]; a roster: [{"sheet", "row", "column", "message"}]')
+
+
+# What these operations refuse with, beyond every /v1 operation's statuses (relay/api/errors.py).
+ADMIN_ERRORS = {
+    403: "`forbidden`: the token is not an administrator's or the principal's",
+    404: "`unknown_staff`, `unknown_class`, `no_such_leave`, `no_directory`, `not_found`: no such person, class, "
+         "leave or template sheet in the token's school (another school's look the same as none)",
+    409: "`overlapping_leave`: the person already has leave on some of those days",
+    422: "`invalid_directory` or `invalid_roster` with `problems` (nothing was changed); `invalid_body`, "
+         "`invalid_request`, `no_file`, `bad_dates`, `bad_backup`, `not_on_leave`, "
+         "`not_academic_affairs`",
+}
+router = APIRouter(prefix="/v1/admin", tags=["administration"], responses=described(ADMIN_ERRORS, AdminRefusal))
+
 _STATUS = {"unknown_staff": 404, "unknown_class": 404, "no_such_leave": 404, "no_directory": 404,
            "import_expired": 410, "overlapping_leave": 409}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -57,7 +75,7 @@ class CancelLeave(_Body):
 
 
 class MoveOpen(_Body):
-    to: str | None = Field(default=None, max_length=64)  # default: the backup of their leave today
+    to: str | None = Field(default=None, min_length=1, max_length=64)  # default: the backup of their leave today
     reason: str = Field(default="", max_length=500)
 
 
@@ -114,7 +132,7 @@ async def replace_directory(request: Request, caller: Administrator, runtime: Ru
     """Publish a whole school (one entry of a configuration's `schools`, as JSON) as the new version."""
     from relay.api.requests import read_json
 
-    document = await read_json(request, MAX_UPLOAD_BYTES)
+    document = await read_json(request, UPLOAD_BYTES)
     if not isinstance(document, dict) or document.get("id", caller.school.id) != caller.school.id:
         raise ApiError(422, "invalid_body", "请求体应为本校的目录对象 (the body must be this school's entry)")
     document["id"] = caller.school.id
@@ -140,18 +158,16 @@ def change_log(caller: Administrator, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 async def uploaded_files(request: Request) -> list[tuple[str, str, bytes]]:
-    """Every file of a multipart form, within the size limit."""
-    if int(request.headers.get("content-length") or 0) > MAX_UPLOAD_BYTES:
-        raise ApiError(413, "body_too_large", f"文件过大 (over {MAX_UPLOAD_BYTES} bytes)")
+    """Every file of a multipart form (the whole body is bounded as it arrives: relay/body_limit.py)."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(415, "unsupported_media_type", "请以 multipart/form-data 上传文件 (upload as multipart/form-data)")
-    form = await request.form(max_part_size=MAX_UPLOAD_BYTES)
+    form = await request.form(max_part_size=UPLOAD_BYTES)
     files = []
     for name, value in form.multi_items():
         if isinstance(value, UploadFile):
-            content = await value.read(MAX_UPLOAD_BYTES + 1)
-            if len(content) > MAX_UPLOAD_BYTES:
-                raise ApiError(413, "body_too_large", f"文件过大 (over {MAX_UPLOAD_BYTES} bytes)")
+            content = await value.read(UPLOAD_BYTES + 1)
+            if len(content) > UPLOAD_BYTES:
+                raise ApiError(413, "body_too_large", f"文件过大 (over {UPLOAD_BYTES} bytes)")
             files.append((name, value.filename or name, content))
     return files
 
@@ -174,8 +190,8 @@ async def check_roster(request: Request, caller: Administrator, runtime: Runtime
     return body
 
 
-@router.post("/roster/{import_id}/apply",
-             responses={410: {"model": ErrorBody, "description": "the checked import expired: check it again"}})
+@router.post("/roster/{import_id}/apply", responses=described({
+    410: "`import_expired`: the checked import is gone (applied, or older than an hour): check the file again"}))
 def apply_roster(import_id: str, caller: Administrator, runtime: RuntimeDep) -> Any:
     """Publish a checked import as the new version (settings, leave and absence are kept)."""
     return _run(lambda: _result(admin.apply_import(runtime, caller.school.id, import_id, caller.id)))
@@ -263,7 +279,7 @@ async def change_settings(request: Request, caller: Administrator, runtime: Runt
     """Replace the settings given (each key whole), checked like `relay config check` before publishing."""
     from relay.api.requests import read_json
 
-    given = await read_json(request, 256 * 1024)
+    given = await read_json(request, SETTINGS_BYTES)
     if not isinstance(given, dict):
         raise ApiError(422, "invalid_body", "请求体必须是 JSON 对象 (the body must be a JSON object)")
     return await run_in_threadpool(

@@ -18,9 +18,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from relay import admin, roster_files, store
-from relay.admin_api import MAX_UPLOAD_BYTES, XLSX, problems_json
+from relay.admin_api import XLSX, problems_json
 from relay.admin_words import admin_words
 from relay.api.deps import RuntimeDep
+from relay.body_limit import SETTINGS_BYTES, UPLOAD_BYTES
 from relay.directory import ConfigError, versions
 from relay.page_views import staff_name
 from relay.runtime import Runtime
@@ -160,13 +161,11 @@ def roster_page(request: Request, session: AdminSession, runtime: RuntimeDep) ->
 
 @router.post("/admin/roster/check")
 async def check_roster(request: Request, session: AdminSession, runtime: RuntimeDep) -> Response:
-    if int(request.headers.get("content-length") or 0) > MAX_UPLOAD_BYTES:
-        return _show(request, runtime, session, "roster", 413, error=f"文件过大（超过 {MAX_UPLOAD_BYTES // 1048576} MB）")
     form = await checked_form(request, session)
     files = []
     for name, value in form.multi_items():
         if isinstance(value, UploadFile) and value.filename:
-            files.append((name, value.filename, await value.read(MAX_UPLOAD_BYTES + 1)))
+            files.append((name, value.filename, await value.read(UPLOAD_BYTES + 1)))
     if not files:
         return _show(request, runtime, session, "roster", 422, error="请选择要上传的文件 (choose a file)")
     checked, import_id, version = await run_in_threadpool(admin.stage_import, runtime, session.school.id, files,
@@ -295,7 +294,7 @@ def settings_page(request: Request, session: AdminSession, runtime: RuntimeDep) 
 @router.post("/admin/settings")
 async def change_settings(request: Request, session: AdminSession, runtime: RuntimeDep) -> Response:
     form = await checked_form(request, session)
-    text = str(form.get("settings") or "")[:256 * 1024]
+    text = str(form.get("settings") or "")[:SETTINGS_BYTES]
     try:
         done = await run_in_threadpool(
             lambda: admin.update_settings(runtime, session.school.id, admin.parse_settings(text), session.id))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from relay import metrics, privacy
 from relay.api import auth, errors, my_data, requests, staff
 from relay.api.deps import RuntimeDep
+from relay.body_limit import BodyLimit
 from relay.log import configure
 from relay.runtime import Runtime, get_runtime
 
@@ -23,6 +24,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     metrics.install_collectors(runtime)
     errors.install(app)
+    app.add_middleware(BodyLimit, api_bytes=runtime.settings.max_body_bytes)
     app.include_router(requests.router)
     app.include_router(staff.router)
     app.include_router(auth.router)
@@ -64,7 +66,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return JSONResponse({"status": "ok", "redis": "ok"})
 
     @app.get("/metrics", tags=["operations"])
-    def metrics_endpoint() -> Response:  # sync: scrape-time gauges read Redis, off the event loop
+    def metrics_endpoint(request: Request) -> Response:  # sync: scrape-time gauges read Redis, off the event loop
+        if not metrics.scrape_allowed(request.headers.get("authorization"), runtime.settings.metrics_token):
+            return errors.error_response(401, "unauthorized", "/metrics needs the bearer token in RELAY_METRICS_TOKEN",
+                                         {"WWW-Authenticate": 'Bearer realm="metrics"'})
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 

@@ -150,7 +150,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.startup import publish_configured
 
     publish_configured(get_runtime())
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+    app = create_app()  # configures logging
+    if not get_runtime().settings.metrics_token:
+        from relay.log import log
+
+        log.warning("metrics_unprotected", hint="GET /metrics answers anyone who reaches this port: set "
+                                                "RELAY_METRICS_TOKEN, or keep the port off the public network")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 

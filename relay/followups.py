@@ -48,12 +48,15 @@ def candidates(runtime: Runtime, school: School, newer: RequestRecord) -> list[R
 def merge(runtime: Runtime, school: School, newer_id: str, older_id: str, staff_id: str) -> RequestRecord | None:
     """Append the newer request's text to the older one's timeline, then resolve the newer one.
 
-    Returns the older request. Conflict when the two are not a parent's follow-up of each other.
+    Returns the older request; None when the newer one is gone. Conflict when there is no older one
+    of that id in the school, or the two are not a parent's follow-up of each other.
     """
     newer = store.load(runtime.redis, school.id, newer_id)
-    older = store.load(runtime.redis, school.id, older_id)
-    if newer is None or older is None:
+    older = store.load(runtime.redis, school.id, older_id) if older_id else None
+    if newer is None:
         return None
+    if older is None:
+        raise Conflict("unknown_request", "未找到要并入的请求 (no such request to merge into)")
     if not is_follow_up(newer, older):
         raise Conflict("not_a_follow_up", "这两条请求不能合并 (these requests are not a follow-up of each other)")
 

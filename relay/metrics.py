@@ -19,6 +19,7 @@ Labels carry urgencies, categories, channels, queues, results and school ids: ne
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -237,6 +238,14 @@ def install_collectors(runtime: Runtime) -> None:
     """Have /metrics report the state in this runtime's Redis (the last runtime installed wins)."""
     global _state
     _state = StateCollector(runtime)
+
+
+def scrape_allowed(authorization: str | None, token: str | None) -> bool:
+    """With RELAY_METRICS_TOKEN set, a scrape must carry it as a bearer token: queue depths, school ids
+    and delivery failures are not for whoever reaches the API's port."""
+    if not token:
+        return True
+    return hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode())
 
 
 def render() -> tuple[bytes, str]:

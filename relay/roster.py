@@ -119,7 +119,21 @@ class _Check:
             self.problem(sheet, None, None, f"超过 {MAX_ROWS} 行，请检查是否选错了文件")
         if not sheet.rows and not missing:
             self.problem(sheet, None, None, "没有数据行（不想改这张表时，请不要上传它）")
-        return not missing and not sheet.too_long
+        if missing or sheet.too_long:
+            return False
+        sheet.rows = [self.bounded(sheet, row) for row in sheet.rows]
+        return True
+
+    def bounded(self, sheet: Sheet, row: Row) -> Row:
+        """Every over-long cell is a problem; the rest of the checks see its beginning only, so that no
+        message quotes a whole over-long cell back."""
+        values = dict(row.values)
+        for column in SHEETS[sheet.kind][2]:
+            value = values.get(column.name, "")
+            if len(value) > column.max_length:
+                self.problem(sheet, row, column.name, f"太长了：最多 {column.max_length} 个字符，这里有 {len(value)} 个")
+                values[column.name] = value[:column.max_length]
+        return Row(row.number, values)
 
     # Staff --------------------------------------------------------------------------------------
 

@@ -12,13 +12,27 @@ import datetime as dt
 import io
 import re
 import unicodedata
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from routing.directory import CHANNEL_ADDRESS_FIELD, Channel, School
+from routing.directory import CHANNEL_ADDRESS_FIELD, NAME_CHARS, Channel, School
 
 MAX_ROWS = 20000  # a school is a few thousand people; more is a wrong file, not a big school
 GUARDIANS = 3  # guardian columns per student: 家长1…家长3
+# An xlsx is a zip: 412 KB can unpack to 400 MiB (one cell of "AAAA…"), which openpyxl would hold in
+# memory (2-3 times over). The example school's 1,200 students unpack to 0.9 MB, 20,000 rows to about 15 MB.
+MAX_UNPACKED_BYTES = 24 * 1024 * 1024
+
+
+# The longest a cell may be, in characters: an id and a name as the directory allows them, a phone as
+# people write it.
+ID_CHARS = 64
+PHONE_CHARS = 20
+WORD_CHARS = 20  # a relation (妈妈, 外祖母)
+ROLES_CHARS = 100  # every role, written out: 教务、班主任、校医、安全员、值班领导、校长、管理员
+URL_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -27,15 +41,16 @@ class Column:
     title: str  # the header in the template
     aliases: tuple[str, ...] = ()
     required: bool = False
+    max_length: int = ID_CHARS  # ids, and columns that hold an id or a name
 
 
 def _guardian_columns() -> list[Column]:
     columns = []
     for n in range(1, GUARDIANS + 1):
         columns += [
-            Column(f"guardian{n}_name", f"家长{n}姓名", (f"guardian{n}_name",)),
-            Column(f"guardian{n}_phone", f"家长{n}电话", (f"家长{n}手机", f"guardian{n}_phone")),
-            Column(f"guardian{n}_relation", f"家长{n}关系", (f"guardian{n}_relation",)),
+            Column(f"guardian{n}_name", f"家长{n}姓名", (f"guardian{n}_name",), max_length=NAME_CHARS),
+            Column(f"guardian{n}_phone", f"家长{n}电话", (f"家长{n}手机", f"guardian{n}_phone"), max_length=PHONE_CHARS),
+            Column(f"guardian{n}_relation", f"家长{n}关系", (f"guardian{n}_relation",), max_length=WORD_CHARS),
             Column(f"guardian{n}_id", f"家长{n}编号", (f"guardian{n}_id",)),
         ]
     return columns
@@ -45,23 +60,23 @@ def _guardian_columns() -> list[Column]:
 SHEETS: dict[str, tuple[str, tuple[str, ...], list[Column]]] = {
     "students": ("学生", ("students", "student", "学生名单"), [
         Column("student_id", "学号", ("student_id", "id", "学生编号"), True),
-        Column("name", "姓名", ("name", "学生姓名"), True),
+        Column("name", "姓名", ("name", "学生姓名"), True, NAME_CHARS),
         Column("class", "班级", ("class", "class_id", "班级编号", "班级名称"), True),
         *_guardian_columns(),
     ]),
     "staff": ("教职工", ("staff", "教师", "老师"), [
         Column("staff_id", "工号", ("staff_id", "id", "编号"), True),
-        Column("name", "姓名", ("name",), True),
-        Column("roles", "角色", ("roles", "role"), True),
+        Column("name", "姓名", ("name",), True, NAME_CHARS),
+        Column("roles", "角色", ("roles", "role"), True, ROLES_CHARS),
         Column("wecom", "企业微信", ("wecom", "企业微信账号", "wecom_userid")),
-        Column("dingtalk", "钉钉机器人", ("dingtalk", "钉钉")),
-        Column("webhook", "Webhook", ("webhook",)),
-        Column("phone", "手机", ("phone", "sms", "电话", "手机号")),
+        Column("dingtalk", "钉钉机器人", ("dingtalk", "钉钉"), max_length=URL_CHARS),
+        Column("webhook", "Webhook", ("webhook",), max_length=URL_CHARS),
+        Column("phone", "手机", ("phone", "sms", "电话", "手机号"), max_length=PHONE_CHARS),
         Column("backup", "代班人", ("backup", "备用人", "代班")),
     ]),
     "classes": ("班级", ("classes", "class", "班级名单"), [
         Column("class_id", "班级编号", ("class_id", "id"), True),
-        Column("name", "班级名称", ("name", "班级"), True),
+        Column("name", "班级名称", ("name", "班级"), True, NAME_CHARS),
         Column("academic_affairs", "教务老师", ("academic_affairs", "教务"), True),
         Column("homeroom", "班主任", ("homeroom",)),
     ]),
@@ -109,7 +124,19 @@ def sheet_kind(name: str) -> str | None:
     return None
 
 
+# A cell beginning with one of these is a formula to a spreadsheet (OWASP "CSV injection"): an export
+# writes such a value after a single quote, and reading takes the quote off again.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(value: str) -> str:
+    """A value as an export writes it: never a live formula, whoever typed it into the directory."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
 def _cell(value: Any) -> str:
+    if isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        value = value[1:]  # what `neutralised` wrote: the download-edit-upload loop gives back what it got
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -147,9 +174,36 @@ def _sheet(kind: str, title: str, rows: Any) -> Sheet:
     return sheet
 
 
+def check_unpacked_size(content: bytes, limit: int = MAX_UNPACKED_BYTES) -> None:
+    """Refuse a workbook that unpacks to more than `limit` bytes, before openpyxl unpacks anything.
+
+    The sizes a zip declares are checked first (cheap); then every member is inflated in chunks and
+    counted, since a crafted zip may declare less than it holds. Nothing is kept.
+    """
+    refusal = RosterFileError(f"Excel 文件解压后超过 {limit // (1024 * 1024)} MB 的上限，无法读取"
+                              f"（请检查文件，或分成几个文件上传） (the workbook unpacks to more than {limit} bytes)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+            if sum(member.file_size for member in members) > limit:
+                raise refusal
+            unpacked = 0
+            for member in members:
+                with archive.open(member) as stream:
+                    while chunk := stream.read(1024 * 1024):
+                        unpacked += len(chunk)
+                        if unpacked > limit:
+                            raise refusal
+    # zipfile's ways of saying "not a readable zip": corrupt, encrypted, an unknown compression.
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, NotImplementedError, RuntimeError, ValueError,
+            OSError, EOFError) as exc:
+        raise RosterFileError("无法读取 Excel 文件（请上传 .xlsx 格式）") from exc
+
+
 def read_workbook(content: bytes) -> dict[str, Sheet]:
     from openpyxl import load_workbook  # only administrators need it: not loaded by every process
 
+    check_unpacked_size(content)
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises zip, XML and key errors alike for a file that is not xlsx
@@ -232,7 +286,21 @@ INSTRUCTIONS = [
 ]
 
 
-def _rows_of(school: School, kind: str) -> list[dict[str, str]]:
+def _rows_of(school: School | None, kind: str) -> list[list[str]]:
+    """The cells of a sheet's rows (the template's: its examples), in column order, as an export writes them."""
+    records = _records(school, kind) if school else _EXAMPLES[kind]
+    return [[neutralised(row.get(c.name, "")) for c in SHEETS[kind][2]] for row in records]
+
+
+def as_written(phone: str | None) -> str:
+    """A mainland mobile as people write it (13800000000): no "+" that a spreadsheet would take for a
+    formula, and the import reads it back to the same +86 number."""
+    if phone and phone.startswith("+86") and len(phone) == 14 and phone[3] == "1":
+        return phone[3:]
+    return phone or ""
+
+
+def _records(school: School, kind: str) -> list[dict[str, str]]:
     if kind == "staff":
         out = []
         for member in school.staff:
@@ -241,7 +309,8 @@ def _rows_of(school: School, kind: str) -> list[dict[str, str]]:
                    "backup": member.backup or ""}
             for column, channel in CONTACT_COLUMNS.items():
                 contact = next((c for c in member.contacts if c.channel is channel), None)
-                row[column] = (getattr(contact, CHANNEL_ADDRESS_FIELD[channel]) or "") if contact else ""
+                address = (getattr(contact, CHANNEL_ADDRESS_FIELD[channel]) or "") if contact else ""
+                row[column] = as_written(address) if channel is Channel.sms else address
             out.append(row)
         return out
     if kind == "classes":
@@ -251,7 +320,7 @@ def _rows_of(school: School, kind: str) -> list[dict[str, str]]:
     for student in school.students:
         row = {"student_id": student.id, "name": student.name, "class": student.class_id}
         for n, guardian in enumerate(student.guardians[:GUARDIANS], 1):
-            row.update({f"guardian{n}_name": guardian.name, f"guardian{n}_phone": guardian.phone or "",
+            row.update({f"guardian{n}_name": guardian.name, f"guardian{n}_phone": as_written(guardian.phone),
                         f"guardian{n}_relation": RELATION_WORDS.get(guardian.relation or "", guardian.relation or ""),
                         f"guardian{n}_id": guardian.id})
         rows.append(row)
@@ -267,8 +336,8 @@ def workbook(school: School | None) -> bytes:
     for kind, (title, _, columns) in SHEETS.items():
         sheet = book.create_sheet(title)
         sheet.append([c.title for c in columns])
-        for row in _rows_of(school, kind) if school else _EXAMPLES[kind]:
-            sheet.append([row.get(c.name, "") for c in columns])
+        for cells in _rows_of(school, kind):
+            sheet.append(cells)
         for index, column in enumerate(columns):
             sheet.column_dimensions[sheet.cell(1, index + 1).column_letter].width = max(10, 2 * len(column.title) + 4)
     notes = book.create_sheet("说明")
@@ -286,6 +355,5 @@ def csv_file(kind: str, school: School | None) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([c.title for c in columns])
-    for row in _rows_of(school, kind) if school else _EXAMPLES[kind]:
-        writer.writerow([row.get(c.name, "") for c in columns])
+    writer.writerows(_rows_of(school, kind))
     return out.getvalue().encode("utf-8-sig")

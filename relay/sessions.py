@@ -7,7 +7,8 @@ signed, expires after 10 minutes and works once; opening it shows a button (a ch
 app's link preview must not sign anyone in), and pressing it starts a session.
 
 Operators and tests can also start a session from a staff bearer token
-(`relay token staff ID`): `GET /staff/login?token=...`.
+(`relay token staff ID`): `GET /staff/login?token=...` shows a button, and pressing it (a POST
+with the form's CSRF token) starts the session; a plain GET never does (login CSRF).
 
 A session is a random id in an HttpOnly, SameSite=Lax cookie (Secure over https),
 stored in Redis under a digest of the id for 12 hours. Every POST carries the

@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     # every few seconds for an exec liveness probe.
     metrics_port: int | None = None
     heartbeat_file: str | None = None
+    # When set, the API's GET /metrics answers only `Authorization: Bearer <this>` (Prometheus:
+    # `authorization: {credentials_file: ...}`); unset, it is open, as on a laptop (README-ops.md).
+    metrics_token: str | None = None
 
     def signing_keys(self) -> list[str]:
         """The current key first, then the ones still accepted during a rotation."""

@@ -57,19 +57,39 @@ def find_staff(runtime: Runtime, who: str) -> list[tuple[str, Staff]]:
 @router.get("/staff/login")
 async def login_page(request: Request, runtime: RuntimeDep, next_path: NextParam = None,
                      token: str | None = None) -> Response:
+    wanted = next_path if sessions.safe_next(next_path) else ""
     if token is None:
-        return render_public_form(request, "login.html", next=next_path if sessions.safe_next(next_path) else "")
-    # `relay token staff ID` for operators and tests: the token becomes a page session.
+        return render_public_form(request, "login.html", next=wanted)
+    # `relay token staff ID` for operators and tests. A GET never signs anyone in: a link or an image on
+    # another site could otherwise put a browser into a session of the attacker's choosing (login
+    # CSRF). It shows a button; pressing it POSTs the token with the form's CSRF token.
+    if _staff_of_token(runtime, token) is None:
+        return render_public_form(request, "login.html", 401, error_key="login_bad_token", next="")
+    return render_public_form(request, "signin.html", token=token, next=wanted)
+
+
+@router.post("/staff/login/token")
+async def sign_in_with_token(request: Request, runtime: RuntimeDep) -> Response:
+    form = await checked_public_form(request)
+    found = _staff_of_token(runtime, str(form.get("token") or ""))
+    if found is None:
+        return render_public_form(request, "login.html", 401, error_key="login_bad_token", next="")
+    school_id, member = found
+    return _signed_in(request, runtime, school_id, member, str(form.get("next") or ""), via="token")
+
+
+def _staff_of_token(runtime: Runtime, token: str) -> tuple[str, Staff] | None:
+    """The school and staff member a staff bearer token names, if it is valid and they are in the directory."""
     try:
         caller = tokens.read_caller(token, runtime.settings.signing_keys())
     except tokens.TokenError:
-        caller = None
-    school_id = (caller.school or runtime.directories.school_of_staff(caller.id)) if caller else None
-    found = runtime.directories.school(school_id) if school_id and caller and caller.kind == "staff" else None
-    member = found[1].staff_member(caller.id) if found and caller else None
-    if member is None or school_id is None:
-        return render_public_form(request, "login.html", 401, error_key="login_bad_token", next="")
-    return _signed_in(request, runtime, school_id, member, next_path, via="token")
+        return None
+    if caller.kind != "staff":
+        return None
+    school_id = caller.school or runtime.directories.school_of_staff(caller.id)
+    found = runtime.directories.school(school_id) if school_id else None
+    member = found[1].staff_member(caller.id) if found else None
+    return (school_id, member) if school_id and member else None
 
 
 def _signed_in(request: Request, runtime: Runtime, school_id: str, member: Staff, wanted: str | None,

@@ -149,8 +149,10 @@ async def act(request_id: str, action: str, request: Request, session: SignedIn,
     except Conflict as exc:
         current = _load(runtime, session, request_id) or record
         return _request_page(request, runtime, session, current, 409, error=exc.message)
+    if changed is None:  # the request went away meanwhile (purged): nothing was done, say so
+        return render(request, "message.html", 404, title_key="not_found", message_key="not_found", link="/staff")
     # A merge leaves this request resolved: the one worth looking at next is the older request.
-    target = changed.id if action == "merge" and changed is not None else request_id
+    target = changed.id if action == "merge" else request_id
     return RedirectResponse(f"/staff/requests/{target}?done={action}", status_code=303)
 
 

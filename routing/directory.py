@@ -59,6 +59,10 @@ CHANNEL_ADDRESS_FIELD: dict[Channel, str] = {
 }
 
 _PHONE = re.compile(r"^\+?\d[\d\- ]{5,19}$")
+# The longest name of a person or a class: a directory is shown on phones and in SMS; a name of
+# megabytes is a broken or hostile file, not a name.
+NAME_CHARS = 50
+Name = Annotated[str, Field(max_length=NAME_CHARS)]
 
 
 class _Model(BaseModel):
@@ -102,7 +106,7 @@ class Leave(_Model):
 
 class Staff(_Model):
     id: str = Field(min_length=1, max_length=64)
-    name: str
+    name: Name
     roles: tuple[Role, ...] = ()
     contacts: tuple[Contact, ...] = ()
     absent: bool = False  # marked absent today: new requests go to the backup
@@ -121,16 +125,16 @@ class Staff(_Model):
 
 class SchoolClass(_Model):
     id: str = Field(min_length=1, max_length=64)
-    name: str
+    name: Name
     academic_affairs: str
     homeroom: str | None = None
 
 
 class Guardian(_Model):
     id: str = Field(min_length=1, max_length=64)
-    name: str
+    name: Name
     phone: str | None = None
-    relation: str | None = None
+    relation: str | None = Field(default=None, max_length=20)
 
     @field_validator("phone")
     @classmethod
@@ -142,7 +146,7 @@ class Guardian(_Model):
 
 class Student(_Model):
     id: str = Field(min_length=1, max_length=64)
-    name: str
+    name: Name
     class_id: str
     guardians: tuple[Guardian, ...] = ()
 

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import time
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,35 @@ def today() -> dt.date:
 def workbook_bytes(book: Any) -> bytes:
     out = io.BytesIO()
     book.save(out)
+    return out.getvalue()
+
+
+def bomb_workbook(unpacked: int) -> bytes:
+    """A real roster workbook whose one student name is `unpacked` bytes of "A": a few hundred KB that
+    inflate to `unpacked` (a zip bomb in an .xlsx). The sizes the zip declares are the true ones."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "学生"
+    sheet.append(["学号", "姓名", "班级", "家长1姓名", "家长1电话"])
+    sheet.append(["s-1", "BOMB", "c1", "张妈妈", "13800000001"])
+    plain = zipfile.ZipFile(io.BytesIO(workbook_bytes(book)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as bomb:
+        for member in plain.infolist():
+            content = plain.read(member)
+            if b"BOMB" not in content:
+                bomb.writestr(member.filename, content)
+                continue
+            before, after = content.split(b"BOMB", 1)
+            with bomb.open(member.filename, "w", force_zip64=True) as stream:
+                stream.write(before)
+                left, chunk = unpacked, b"A" * (1024 * 1024)
+                while left > 0:
+                    stream.write(chunk[:left])
+                    left -= len(chunk)
+                stream.write(after)
     return out.getvalue()
 
 

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -518,6 +519,21 @@ def stack(redis_url: str, receiver: WebhookReceiver, tmp_path_factory: pytest.Te
         yield running
     finally:
         running.close()
+
+
+# Pages ----------------------------------------------------------------------------------------------
+
+
+def staff_page_session(client: Any, token: str, next_path: str | None = None) -> Any:
+    """Start a page session from a staff bearer token as an operator does: open
+    /staff/login?token=..., press the button (a POST with the form's CSRF token). `client` is an
+    httpx.Client or a TestClient; it keeps the cookies. Returns the POST's answer (303 to the console)."""
+    shown = client.get("/staff/login", params={"token": token, **({"next": next_path} if next_path else {})})
+    assert shown.status_code == 200, shown.text
+    found = re.search(r'name="csrf" value="([^"]+)"', shown.text)
+    assert found is not None, shown.text
+    return client.post("/staff/login/token", data={"csrf": found.group(1), "token": token, "next": next_path or ""},
+                       follow_redirects=False)
 
 
 # Schools of one test ------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ def main() -> int:
                 page.goto(f"{url}/staff/login")
                 shoot(page, f"login-{size}")
                 page.goto(f"{url}/staff/login?token={caller_token('staff', 'aa', school_id)}")
+                page.click("button[type=submit]")  # the token link shows a button; pressing it signs in
                 page.wait_for_selector("html[data-live='ready']")
                 shoot(page, f"staff-queue-{size}")
                 page.goto(f"{url}/staff/requests/{homework}")
@@ -101,6 +102,7 @@ def main() -> int:
                 context = browser.new_context(viewport=viewport, locale="zh-CN")
                 page = context.new_page()
                 page.goto(f"{url}/staff/login?token={caller_token('staff', 'nurse', school_id)}")
+                page.click("button[type=submit]")  # the token link shows a button; pressing it signs in
                 page.wait_for_selector("html[data-live='ready']")
                 shoot(page, f"nurse-console-{size}")
                 if size == "desktop":  # the nurse is on her way: the parent's page says who has it

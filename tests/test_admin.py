@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from admin_support import AdminStack, admin_document, today, workbook_bytes
+from admin_support import AdminStack, admin_document, bomb_workbook, today, workbook_bytes
 from conftest import RELAY, ROOT, WebhookReceiver, wait_until
 from openpyxl import load_workbook
 
@@ -49,6 +49,17 @@ def _roster_of(admin_stack: AdminStack, school_id: str, students: int, academic_
 
 def _check(client: httpx.Client, headers: dict[str, str], content: bytes, name: str = "roster.xlsx") -> httpx.Response:
     return client.post("/v1/admin/roster/check", files={"file": (name, content)}, headers=headers)
+
+
+def test_a_workbook_bomb_is_refused_with_422_naming_the_limit(admin_stack: AdminStack) -> None:
+    school_id = admin_stack.new_school()
+    bomb = bomb_workbook(400 * 1024 * 1024)  # 412 KB that unpacks to 400 MiB
+    response = _check(admin_stack.client, admin_stack.staff(school_id), bomb)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"]["code"] == "invalid_roster" and body["import_id"] is None
+    assert "24 MB" in body["problems"][0]["message"], body["problems"]
+    assert admin_stack.client.get("/readyz").status_code == 200 and admin_stack.api.poll() is None
 
 
 def test_a_new_version_reaches_the_api_and_the_worker_within_a_second(admin_stack: AdminStack) -> None:
@@ -163,6 +174,27 @@ def test_leave_sends_new_requests_to_the_backup_and_moves_open_ones(admin_stack:
         k: v for e in audit for k, v in e.items() if e.get(b"action") == b"admin.leave_added"}.items()
 
 
+def test_move_open_knows_only_this_schools_staff_and_owners(admin_stack: AdminStack) -> None:
+    school_id, other_id = admin_stack.new_school(), admin_stack.new_school()
+    elsewhere = admin_document(other_id, admin_stack.receiver.url)
+    elsewhere["staff"].append({"id": "t-elsewhere", "name": "别校老师", "roles": ["academic_affairs"]})
+    admin_stack.publish(elsewhere)
+    headers = admin_stack.staff(school_id)
+    for body in ({"to": "aa2"}, {}):  # to someone named, or to the backup of a leave
+        response = admin_stack.client.post("/v1/admin/staff/t-elsewhere/move-open", json=body, headers=headers)
+        assert response.status_code == 404, response.text
+        assert response.json()["error"]["code"] == "unknown_staff"
+
+    # Someone removed from the directory who still owns open requests: those are the ones to move.
+    open_one = admin_stack.submit(school_id)
+    without_aa = admin_document(school_id, admin_stack.receiver.url)
+    without_aa["staff"] = [s for s in without_aa["staff"] if s["id"] != "aa"]
+    without_aa["classes"][0]["academic_affairs"] = "aa2"
+    admin_stack.publish(without_aa)
+    response = admin_stack.client.post("/v1/admin/staff/aa/move-open", json={"to": "aa2"}, headers=headers)
+    assert response.status_code == 200 and response.json()["moved"] == [open_one["id"]], response.text
+
+
 def test_a_class_reassigned_then_the_previous_version_restored(admin_stack: AdminStack) -> None:
     school_id = admin_stack.new_school()
     headers = admin_stack.staff(school_id)
@@ -251,9 +283,9 @@ def test_only_a_schools_own_administrators_change_its_directory(admin_stack: Adm
 
 
 def _sign_in(pages: httpx.Client, school_id: str, staff_id: str) -> str:
-    from conftest import caller_token
+    from conftest import caller_token, staff_page_session
 
-    response = pages.get("/staff/login", params={"token": caller_token("staff", staff_id, school_id)})
+    response = staff_page_session(pages, caller_token("staff", staff_id, school_id))
     assert response.status_code == 303, response.text
     page = pages.get("/staff")
     marker = 'name="csrf" content="'

@@ -279,3 +279,15 @@ def test_a_redis_outage_at_intake_is_a_503_and_nothing_is_stored(
 
     assert request_keys(redis_client.Redis.from_url(server.url), school_id) == [
         f"relay:{school_id}:request:{first.json()['id']}"]
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/v1/admin/directory", "GET, PUT"),  # two routes at one path
+    ("/v1/admin/settings", "GET, PUT"),
+    ("/staff/login", "GET, POST"),
+    ("/v1/requests/r-1/ack", "POST"),
+])
+def test_405_names_every_method_the_path_serves(shared: School, path: str, allowed: str) -> None:
+    response = shared.client.request("DELETE", path, headers=shared.staff("principal"))
+    assert_refused(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == allowed

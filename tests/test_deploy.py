@@ -227,9 +227,12 @@ needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not insta
 @needs_promtool
 @pytest.mark.parametrize("check", [["check", "rules", "alerts.yaml"], ["test", "rules", "alerts.test.yaml"],
                                    ["check", "config", "prometheus.yml"]], ids=" ".join)
-def test_promtool_accepts_the_rules(check: list[str]) -> None:
+def test_promtool_accepts_the_rules(check: list[str], tmp_path: Path) -> None:
     assert PROMTOOL is not None
-    done = subprocess.run([PROMTOOL, *check], cwd=DEPLOY / "prometheus", capture_output=True, text=True, timeout=60)
+    # As an operator runs it: the scrape token file beside the configuration (never in the repository).
+    shutil.copytree(DEPLOY / "prometheus", tmp_path, dirs_exist_ok=True)
+    (tmp_path / "relay-metrics-token").write_text("a-token\n")
+    done = subprocess.run([PROMTOOL, *check], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -281,3 +284,51 @@ def test_alerts_and_dashboard_name_only_metrics_relay_exports(redis_url: str) ->
                 "relay_timer_lateness_seconds_bucket", "relay_queue_depth", "relay_open_requests",
                 "relay_overdue_requests", "relay_dead_letters_waiting", "relay_timers_pending", "relay_redis_up"}
     assert families <= used
+
+
+# nginx --------------------------------------------------------------------------------------------------
+
+
+def nginx_body_limits() -> list[tuple[re.Pattern[str] | None, int]]:
+    """(location regex or None for the server's default, client_max_body_size in bytes) of deploy/nginx.conf."""
+    text = (DEPLOY / "nginx.conf").read_text()
+    units = {"": 1, "k": 1024, "m": 1024 * 1024}
+    limits: list[tuple[re.Pattern[str] | None, int]] = []
+    for location, size, unit in re.findall(r"(?:location ~ (\S+) \{\s*)?client_max_body_size (\d+)([km]?);", text):
+        limits.append((re.compile(location) if location else None, int(size) * units[unit]))
+    return limits
+
+
+def nginx_limit_for(path: str) -> int:
+    limits = nginx_body_limits()
+    return next((size for pattern, size in limits if pattern and pattern.match(path)),
+                next(size for pattern, size in limits if pattern is None))
+
+
+def test_nginx_lets_through_every_body_relay_itself_accepts() -> None:
+    from relay.body_limit import FORM_BYTES, LARGER
+    from relay.settings import Settings
+
+    for (_, path), size in LARGER.items():
+        assert nginx_limit_for(path) >= size, path
+    assert nginx_limit_for("/v1/requests") >= Settings().max_body_bytes
+    assert nginx_limit_for("/staff/requests/x/reply") >= FORM_BYTES
+
+
+def test_the_example_schools_own_roster_export_can_be_uploaded_through_nginx() -> None:
+    from relay import roster_files
+    from relay.directory import load_yaml
+
+    export = roster_files.workbook(load_yaml(DEPLOY / "examples/school.yaml").schools[0])
+    assert len(export) > 64 * 1024  # more than a page's form: the reason for the upload route's own limit
+    for path in ("/v1/admin/roster/check", "/admin/roster/check"):
+        assert nginx_limit_for(path) > len(export) + 4096, path  # the file and its multipart envelope
+
+
+def test_prometheus_scrapes_the_api_with_the_metrics_token() -> None:
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    (api,) = [job for job in scrape["scrape_configs"] if job["job_name"] == "relay-api"]
+    assert api["authorization"]["credentials_file"]
+    assert "RELAY_METRICS_TOKEN" in manifest("Secret", "relay-secrets")["stringData"]
+    assert "RELAY_METRICS_TOKEN=" in (DEPLOY / "secrets.env.example").read_text().splitlines()
+    assert "authorization: {credentials_file:" in (ROOT / "README-ops.md").read_text(), "the Kubernetes job"

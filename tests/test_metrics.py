@@ -166,3 +166,25 @@ def test_api_and_worker_share_one_view_through_the_multiprocess_directory(
             stop(process)
         delete_school_keys(connection, [school_id])
         drop_queues(connection, env)
+
+
+def test_with_a_metrics_token_the_api_serves_metrics_only_to_its_bearer(
+        redis_url: str, receiver: WebhookReceiver, tmp_path: Path) -> None:
+    school_id = "t-" + uuid.uuid4().hex[:8]
+    config = write_school_yaml(tmp_path / "school.yaml", school_id, receiver.url)
+    token = "scrape-" + uuid.uuid4().hex
+    env = ops_env(redis_url, config, f"http://127.0.0.1:{free_port()}", RELAY_METRICS_TOKEN=token)
+    api, url = start_api(env, tmp_path)
+    try:
+        for authorization in (None, "Bearer wrong", token, f"Basic {token}"):
+            refused = httpx.get(f"{url}/metrics", headers={"Authorization": authorization} if authorization else {})
+            assert refused.status_code == 401, authorization
+            assert refused.json()["error"]["code"] == "unauthorized"
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+        scraped = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert scraped.status_code == 200
+        assert "relay_redis_up" in parse(scraped.text)[0]
+    finally:
+        stop(api)
+        delete_school_keys(redis.Redis.from_url(redis_url), [school_id])
+    assert "metrics_unprotected" not in (tmp_path / f"api-{url.rsplit(':', 1)[1]}.log").read_text()

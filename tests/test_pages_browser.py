@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import Stack, WebhookReceiver, caller_token, school_document, wait_until
+from conftest import Stack, WebhookReceiver, caller_token, school_document, staff_page_session, wait_until
 
 from relay.directory import load_yaml, publish
 
@@ -60,8 +60,8 @@ class PageSchool:
     def signed_in(self, staff_id: str) -> Iterator[httpx.Client]:
         """An httpx client holding a page session (the bearer-token way in)."""
         with httpx.Client(base_url=self.url, timeout=10, follow_redirects=True) as client:
-            response = client.get("/staff/login", params={"token": self.staff_token(staff_id)})
-            assert response.status_code == 200, response.text
+            response = staff_page_session(client, self.staff_token(staff_id))
+            assert response.status_code == 303, response.text
             yield client
 
 
@@ -122,6 +122,7 @@ def new_page(browser: Any) -> Iterator[Callable[..., Any]]:
 
 def sign_in(page: Any, school: PageSchool, staff_id: str) -> None:
     page.goto(f"{school.url}/staff/login?token={school.staff_token(staff_id)}")
+    page.click("button[type=submit]")  # opening the link shows a button; only pressing it signs in
     page.wait_for_selector("html[data-live='ready']")  # the event stream is open
 
 
@@ -314,3 +315,17 @@ def test_follow_up_is_merged_into_the_open_request(page_school: PageSchool) -> N
     assert newer is not None and b'"status":"resolved"' in newer
     closing = redis.lrange(f"relay:{page_school.id}:timeline:{second['id']}", -1, -1)[0]
     assert f"merged into {first['id']}".encode() in closing
+
+
+def test_a_merge_into_an_unknown_request_is_refused_and_changes_nothing(page_school: PageSchool) -> None:
+    made = page_school.submit("补充一下：明天上午也请假", category_hint="请假")
+    with page_school.signed_in("aa") as client:
+        page = client.get(f"/staff/requests/{made['id']}").text
+        token = re.search(r'name="csrf" content="([^"]+)"', page)
+        assert token is not None
+        for into in ("r-nonexistent", ""):
+            refused = client.post(f"/staff/requests/{made['id']}/merge", data={"csrf": token.group(1), "into": into})
+            assert refused.status_code == 409 and "未找到要并入的请求" in refused.text
+            assert "done=merge" not in str(refused.url)
+    record = page_school.stack.redis.get(f"relay:{page_school.id}:request:{made['id']}")
+    assert record is not None and b'"status":"received"' in record

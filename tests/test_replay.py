@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import staff_page_session
 
 from relay import report, tokens
 from relay.directory import load_yaml
@@ -98,7 +99,7 @@ def _pages(stack: Stack, seen: dict[str, Any]) -> None:
     def session(staff_id: str) -> httpx.Client:
         client = httpx.Client(base_url=stack.url, timeout=10)
         token = tokens.caller_token("staff", staff_id, stack.school_id, [stack.secret_key], 600)
-        client.get("/staff/login", params={"token": token})  # the session cookie stays in the client
+        staff_page_session(client, token)  # the session cookie stays in the client
         return client
 
     seen["index"] = stack.redis.zcard(f"relay:{stack.school_id}:requests")  # the report's per-school index

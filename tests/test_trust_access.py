@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WebhookReceiver
+from conftest import WebhookReceiver, staff_page_session
 from trust_support import TestClient, TrustSchool, make_school
 
 from relay.api.requests import clean_text
@@ -160,8 +160,8 @@ def test_whoever_owns_a_request_may_act_on_it(school: TrustSchool) -> None:
 def page_client(school: TrustSchool, staff_id: str, school_id: str | None = None) -> TestClient:
     client = TestClient(school.client.app)
     token = school.staff(staff_id, school_id)["Authorization"].split()[1]
-    signed_in = client.get("/staff/login", params={"token": token})
-    assert signed_in.status_code == 200, signed_in.text
+    signed_in = staff_page_session(client, token)
+    assert signed_in.status_code == 303, signed_in.text
     return client
 
 
@@ -342,3 +342,19 @@ def test_a_stored_message_has_no_bidi_tricks(school: TrustSchool) -> None:
     created = school.made_request("孩子\u202e\u2066明天请假\u2069")
     stored = json.loads(school.redis.get(f"relay:{school.id}:request:{created['id']}"))
     assert stored["text"] == "孩子明天请假"
+
+
+def test_a_plain_get_of_a_token_link_signs_nobody_in(school: TrustSchool) -> None:
+    """Login CSRF: another site's <img src=/staff/login?token=THEIRS> must not put a browser into their session."""
+    client = TestClient(school.client.app)
+    token = school.staff("aa")["Authorization"].split()[1]
+    shown = client.get("/staff/login", params={"token": token}, follow_redirects=False)
+    assert shown.status_code == 200 and 'action="/staff/login/token"' in shown.text
+    assert "relay_staff" not in shown.cookies and "relay_staff" not in client.cookies
+    assert client.get("/staff", follow_redirects=False).status_code == 303, "still signed out"
+    # A POST from elsewhere has no form cookie to match: refused, nobody signed in.
+    forged = TestClient(school.client.app).post("/staff/login/token", data={"csrf": "x", "token": token},
+                                                follow_redirects=False)
+    assert forged.status_code == 403 and "relay_staff" not in forged.cookies
+    assert staff_page_session(client, token).headers["location"] == "/staff"
+    assert client.get("/staff", follow_redirects=False).status_code == 200

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Mount
 
 from relay.log import log
 
@@ -56,8 +57,14 @@ _HEADERS: dict[int, dict[str, Any]] = {
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` for these error statuses, each with the error schema."""
-    return {status: {"model": ErrorBody, "description": _MEANINGS[status],
-                     **({"headers": _HEADERS[status]} if status in _HEADERS else {})} for status in statuses}
+    return described({status: _MEANINGS[status] for status in statuses})
+
+
+def described(meanings: dict[int, str], model: type[BaseModel] = ErrorBody) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` for error statuses in a router's own words (which codes, and why)."""
+    return {status: {"model": model, "description": meaning,
+                     **({"headers": _HEADERS[status]} if status in _HEADERS else {})}
+            for status, meaning in meanings.items()}
 
 
 def document_errors(app: FastAPI, prefix: str = "/v1/") -> None:
@@ -79,7 +86,7 @@ def document_errors(app: FastAPI, prefix: str = "/v1/") -> None:
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values() if path.startswith(prefix) else ():
                 responses = operation.setdefault("responses", {})
-                if "422" in responses:  # FastAPI's own 422 (HTTPValidationError) is not what Relay answers
+                if "HTTPValidationError" in str(responses.get("422")):  # FastAPI's own 422 is not what Relay answers
                     responses["422"] = every["422"]
                 for status, documented in every.items():  # what a route declares itself is kept
                     responses.setdefault(status, documented)
@@ -99,15 +106,33 @@ _STATUS_CODES = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> str | None:
+    """Every method some route serves at this path: Starlette's 405 names only the first route's,
+    and a path often has two (GET shows a page, POST changes something). Asked of the app's own
+    routing, one method at a time; mounts (static files) answer their own 405s."""
+    path, root_path = request.scope["path"], request.scope.get("root_path", "")
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    allowed = [method for method in _METHODS if any(
+        route.matches({"type": "http", "method": method, "path": path, "root_path": root_path, "headers": []})[0]
+        is Match.FULL for route in routes)]
+    return ", ".join(allowed) or None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (allowed := allowed_methods(request)):
+            headers = {**(headers or {}), "Allow": allowed}
+        return error_response(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -32,7 +32,9 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
 class NewRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     student_id: str = Field(min_length=1, max_length=64)
-    text: str
+    # Documented as at least one character; checked after cleaning (invisible characters removed), so
+    # that "" and "\u200b" alike get 422 `empty_text` rather than pydantic's generic refusal.
+    text: str = Field(json_schema_extra={"minLength": 1})
     category_hint: str | None = Field(default=None, max_length=32)
     urgent: bool = False
 
