@@ -209,7 +209,7 @@ def test_an_unacknowledged_p0_card_falls_back_to_sms_and_an_acknowledged_one_doe
     assert ack.status_code == 200, ack.text
 
     # Nobody acknowledges the first: the SMS, signed as Aliyun checks it (only accepted sends are in `sent`).
-    sms = wait_until(lambda: sms_to(aliyun, school.nurse_phone), 10, "the fallback SMS")[0]
+    sms = wait_until(lambda: sms_to(aliyun, school.nurse_phone), 30, "the fallback SMS")[0]
     took = time.monotonic() - started
     assert FALLBACK_AFTER <= took < FALLBACK_AFTER + 6, took
     assert sms["SignName"] == aliyun.sign_name and sms["TemplateCode"] == aliyun.template_code
