@@ -53,14 +53,22 @@ def cmd_classify(_: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     from relay import tokens
-    from relay.settings import get_settings
+    from relay.settings import NoSigningKey, dev_key_path, get_settings
 
     settings = get_settings()
+    try:
+        # Never a new key here: the server would not know it, and the token would get 401.
+        keys = settings.signing_keys(create=False)
+    except NoSigningKey as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if not settings.secret_key:
+        print(f"signed with the dev key {dev_key_path()} (RELAY_SECRET_KEY is not set)", file=sys.stderr)
     school = args.school
     if school is None:
         school = _find_school(args.kind, args.subject)
     ttl = args.ttl or settings.token_ttl_seconds
-    print(tokens.caller_token(args.kind, args.subject, school, settings.signing_keys(), ttl))
+    print(tokens.caller_token(args.kind, args.subject, school, keys, ttl))
     return 0
 
 
@@ -253,7 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     worker.set_defaults(func=cmd_worker)
 
-    sub.add_parser("classify", help="JSON Lines in, classifications out").set_defaults(func=cmd_classify)
+    sub.add_parser(
+        "classify", help="JSON Lines in, classifications out",
+        description='Reads JSON Lines on stdin, one request a line: {"id": ..., "text": ..., "category_hint"?: ...}. '
+                    'Writes one JSON line per input to stdout, in input order: {"id", "urgency", "category", '
+                    '"reasons": [...]}. Needs no Redis. A line it cannot read stops it with exit code 2, naming the line.',
+    ).set_defaults(func=cmd_classify)
 
     token = sub.add_parser("token", help="print a signed bearer token")
     token.add_argument("kind", choices=["parent", "staff"])
