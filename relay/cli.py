@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from routing.calendar import SchoolCalendar
     from routing.directory import School
 
 EXAMPLE_CONFIG = Path("deploy/examples/school.yaml")
@@ -111,30 +112,48 @@ def _school_for(args: argparse.Namespace) -> School:
     return directory.schools[0]
 
 
+def _warn_estimated(calendar: SchoolCalendar) -> None:
+    """Say on stderr why some days or due times are marked "estimated": true."""
+    if calendar.estimated_years:
+        listed = ", ".join(str(y) for y in sorted(calendar.estimated_years))
+        print(f"warning: no official holidays are known for {listed} (chinese-calendar does not know the year and "
+              "the configuration's calendar: has no date in it): planned with weekdays and weekends, each such "
+              'day or due time marked "estimated": true. Enter the holidays and make-up workdays under '
+              "calendar: in the YAML or on /admin/calendar.", file=sys.stderr)
+    if calendar.past_terms_end is not None:
+        print(f"warning: no term is configured after {calendar.past_terms_end}: later days are planned as term days, "
+              'marked "estimated": true. Add the next term under terms: in the YAML.', file=sys.stderr)
+
+
 def cmd_calendar(args: argparse.Namespace) -> int:
-    from routing.calendar import CalendarUnknown, calendar_days
+    from routing.calendar import CalendarUnknown, SchoolCalendar, calendar_days
 
     school = _school_for(args)
+    calendar = SchoolCalendar(school)
     start = dt.date.fromisoformat(args.from_date) if args.from_date else dt.datetime.now(school.zone).date()
     try:
-        for day in calendar_days(school, start, args.days):
-            print(json.dumps(day, ensure_ascii=False))
-    except CalendarUnknown as exc:
-        print(f"calendar unknown: {exc}", file=sys.stderr)
+        days = calendar_days(school, start, args.days, calendar)
+    except (CalendarUnknown, ValueError) as exc:
+        print(f"calendar: {exc}", file=sys.stderr)
         return 1
+    for day in days:
+        print(json.dumps(day, ensure_ascii=False))
+    _warn_estimated(calendar)
     return 0
 
 
 def cmd_eta(args: argparse.Namespace) -> int:
-    from routing.calendar import CalendarUnknown, eta
+    from routing.calendar import CalendarUnknown, SchoolCalendar, eta
 
     school = _school_for(args)
+    calendar = SchoolCalendar(school)
     try:
         at = dt.datetime.fromisoformat(args.at)
-        print(json.dumps(eta(school, args.urgency, at), ensure_ascii=False))
+        print(json.dumps(eta(school, args.urgency, at, calendar=calendar), ensure_ascii=False))
     except (CalendarUnknown, ValueError) as exc:
         print(f"cannot compute: {exc}", file=sys.stderr)
         return 1
+    _warn_estimated(calendar)
     return 0
 
 
