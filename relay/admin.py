@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -22,6 +23,7 @@ from relay.log import log
 from relay.roster import CheckedRoster, RosterProblem, check_roster
 from relay.roster_files import RosterFileError, read_upload
 from relay.runtime import Runtime
+from routing.calendar import missing_years
 from routing.directory import Leave, Role, School, Staff
 from routing.validation import Problem, check_config
 
@@ -29,7 +31,8 @@ STAGED_SECONDS = 3600  # a checked import waits this long for someone to apply i
 LOG_LENGTH = 1000
 ADMIN_ROLES = (Role.admin, Role.principal)
 # What the settings editor may change; the roster changes through the import, leave through its page.
-SETTINGS = ("name", "timezone", "hours", "terms", "closures", "sla", "outbreak_window", "outbreak_threshold")
+SETTINGS = ("name", "timezone", "hours", "terms", "closures", "sla", "outbreak_window", "outbreak_threshold",
+            "calendar")
 
 
 class AdminError(Exception):
@@ -302,3 +305,62 @@ def update_settings(runtime: Runtime, school_id: str, settings: dict[str, Any], 
 
     done = publish_school(runtime.redis, school_id, change, by, "settings")
     return _published(runtime, school_id, by, "settings_changed", done, keys=sorted(settings))
+
+
+# Official holidays and make-up workdays (routing.entered_calendar) ---------------------------------
+
+
+def missing_calendar_years(school: School) -> list[int]:
+    """The years the school will plan soon with no holiday data (the banner on every /admin page)."""
+    return missing_years(school, today_in(school))
+
+
+def _with_calendar(school: School | None, change: Callable[[dict[str, Any]], None]) -> School:
+    if school is None:
+        raise AdminError("no_directory", "本校还没有发布过目录 (the school has no directory yet)")
+    document = school.model_dump(mode="json")
+    calendar = document["calendar"]
+    change(calendar)
+    try:
+        return validated(document)
+    except ConfigError as exc:  # say it in the page's words: the form's fields, not the YAML's places
+        raise ConfigError([Problem(p.where.replace("calendar.", "", 1), p.message) for p in exc.problems]) from exc
+
+
+def add_holiday(runtime: Runtime, school_id: str, name: str, start: dt.date, end: dt.date, by: str) -> Published:
+    """An official holiday (one day or a span), e.g. 春节 2027-02-05 to 2027-02-11."""
+    entry = {"date": start.isoformat()} if start == end else {"from": start.isoformat(), "to": end.isoformat()}
+
+    def change(found: School | None) -> School:
+        return _with_calendar(found, lambda c: c["holidays"].append({**entry, "name": name.strip()}))
+
+    done = publish_school(runtime.redis, school_id, change, by, "calendar")
+    return _published(runtime, school_id, by, "calendar_changed", done, start=start.isoformat(), end=end.isoformat())
+
+
+def add_workday(runtime: Runtime, school_id: str, name: str, day: dt.date, by: str) -> Published:
+    """A make-up workday (调休): a Saturday or Sunday worked, e.g. 春节调休 2027-02-20."""
+
+    def change(found: School | None) -> School:
+        return _with_calendar(found, lambda c: c["workdays"].append({"date": day.isoformat(), "name": name.strip()}))
+
+    done = publish_school(runtime.redis, school_id, change, by, "calendar")
+    return _published(runtime, school_id, by, "calendar_changed", done, start=day.isoformat())
+
+
+def remove_calendar_day(runtime: Runtime, school_id: str, kind: str, start: dt.date, by: str) -> Published:
+    """Remove the holiday that starts on `start`, or the make-up workday on it."""
+    if kind not in ("holidays", "workdays"):
+        raise AdminError("bad_kind", "只能删除节假日或调休日 (holidays or workdays)")
+
+    def change(found: School | None) -> School:
+        def drop(calendar: dict[str, Any]) -> None:
+            kept = [e for e in calendar[kind] if (e.get("from") or e.get("date")) != start.isoformat()]
+            if len(kept) == len(calendar[kind]):
+                raise AdminError("no_such_day", f"没有 {start} 的这一项 (nothing entered on {start})")
+            calendar[kind] = kept
+
+        return _with_calendar(found, drop)
+
+    done = publish_school(runtime.redis, school_id, change, by, "calendar")
+    return _published(runtime, school_id, by, "calendar_changed", done, start=start.isoformat(), removed=kind)

@@ -94,12 +94,19 @@ def _settings(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
     return {"version": version, "school": school, "settings_text": admin.settings_yaml(school)}
 
 
+def _calendar(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
+    version, school = admin.current(runtime, session.school.id)
+    today = admin.today_in(school)
+    return {"version": version, "school": school, "today": today, "next_year": today.year + 1}
+
+
 SECTIONS: dict[str, tuple[str, Callable[[Runtime, StaffSession], dict[str, Any]]]] = {
     "overview": ("admin_home.html", _overview),
     "roster": ("admin_roster.html", _roster),
     "leave": ("admin_leave.html", _leave),
     "classes": ("admin_classes.html", _classes),
     "settings": ("admin_settings.html", _settings),
+    "calendar": ("admin_calendar.html", _calendar),
 }
 
 
@@ -107,9 +114,10 @@ def _show(request: Request, runtime: Runtime, session: StaffSession, section: st
           **extra: Any) -> HTMLResponse:
     template, context = SECTIONS[section]
     words = admin_words(lang_of(request))
+    shown = context(runtime, session) | extra
     return render(request, template, http_status, session=session, a=words, nav="admin", section=section,
                   done=request.query_params.get("done", "") if http_status == 200 else "",
-                  **(context(runtime, session) | extra))
+                  calendar_missing=admin.missing_calendar_years(shown["school"]), **shown)
 
 
 def _refused(request: Request, runtime: Runtime, session: StaffSession, section: str, exc: Exception,
@@ -301,6 +309,38 @@ async def change_settings(request: Request, session: AdminSession, runtime: Runt
     except (ConfigError, admin.AdminError) as exc:
         return _refused(request, runtime, session, "settings", exc, settings_text=text)
     return _back("settings", "settings", version=done.version)
+
+
+# Official holidays and make-up workdays ---------------------------------------------------------
+
+
+@router.get("/admin/calendar")
+def calendar_page(request: Request, session: AdminSession, runtime: RuntimeDep) -> HTMLResponse:
+    return _show(request, runtime, session, "calendar")
+
+
+@router.post("/admin/calendar/{kind}")
+async def change_calendar(kind: str, request: Request, session: AdminSession, runtime: RuntimeDep) -> Response:
+    form = await checked_form(request, session)
+    name = str(form.get("name") or "")[:40]
+
+    def change() -> Any:
+        if kind == "holidays":
+            start = _date(form, "start")
+            end = _date(form, "end") if form.get("end") else start
+            return admin.add_holiday(runtime, session.school.id, name, start, end, session.id)
+        if kind == "workdays":
+            return admin.add_workday(runtime, session.school.id, name, _date(form, "date"), session.id)
+        if kind == "remove":
+            return admin.remove_calendar_day(runtime, session.school.id, str(form.get("kind") or ""),
+                                             _date(form, "start"), session.id)
+        raise admin.AdminError("bad_kind", "只能录入节假日或调休日 (holidays or workdays)")
+
+    try:
+        done = await run_in_threadpool(change)
+    except (ConfigError, admin.AdminError) as exc:
+        return _refused(request, runtime, session, "calendar", exc)
+    return _back("calendar", "calendar", version=done.version)
 
 
 def install(app: FastAPI) -> None:

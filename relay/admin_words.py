@@ -9,6 +9,26 @@ _WORDS: dict[str, tuple[str, str]] = {
     "leave": ("请假与代班", "Leave and backups"),
     "classes": ("班级与教务老师", "Classes and teachers"),
     "settings": ("作息、停课与时限", "Hours, closures and SLA"),
+    "calendar": ("节假日与调休", "Holidays and make-up days"),
+    "calendar_missing": ("尚未录入 {years} 年的法定节假日与调休安排：这些日子暂按周一至周五上课、周末休息估算，"
+                         "节假日当天的请求时限可能不准。",
+                         "The official holidays and make-up workdays of {years} are not entered: those days are "
+                         "estimated as weekdays and weekends, so due times around a holiday may be wrong."),
+    "calendar_enter": ("去录入", "Enter them"),
+    "calendar_hint": ("按国务院办公厅发布的放假安排录入（每年11月前后公布）。录入的日期优先于系统自带的节假日数据，"
+                      "只对本校生效；保存后各服务 1 秒内生效。",
+                      "Enter the State Council's holiday schedule (published around November). Entered dates win "
+                      "over the built-in holiday data and apply to this school; every process uses them within a second."),
+    "holidays": ("放假", "Holidays"),
+    "workdays": ("调休上班", "Make-up workdays"),
+    "holiday_name": ("名称", "Name"),
+    "holiday_name_example": ("如：春节", "e.g. 春节"),
+    "workday_name_example": ("如：春节调休", "e.g. 春节调休"),
+    "day": ("日期", "Date"),
+    "add_holiday": ("添加放假", "Add a holiday"),
+    "add_workday": ("添加调休上班日", "Add a make-up workday"),
+    "no_entries": ("尚未录入。", "None entered."),
+    "remove": ("删除", "Remove"),
     "forbidden_title": ("没有权限", "Not allowed"),
     "forbidden": ("只有本校的管理员或校长可以修改学校目录。", "Only the school's administrators and principal can change its directory."),
     "done": ("已完成。", "Done."),
@@ -74,9 +94,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "new_teacher": ("改由", "Change to"),
     "move_class_open": ("该班未办结的请求一并转交", "Move the class's open requests too"),
     "change": ("修改", "Change"),
-    "settings_hint": ("以 YAML 编辑：hours（作息，如 mon: \"07:40-16:30\"）、terms（学期）、closures（停课日）、sla（各级时限与升级）。"
+    "settings_hint": ("以 YAML 编辑：hours（作息，如 mon: \"07:40-16:30\"）、terms（学期）、closures（停课日）、sla（各级时限与升级）、calendar（法定节假日与调休）。"
                       "保存前会像 relay config check 一样整体检查，通过后发布为新版本。",
-                      "Edit as YAML: hours, terms, closures, sla. Saving checks the whole directory like "
+                      "Edit as YAML: hours, terms, closures, sla, calendar. Saving checks the whole directory like "
                       "`relay config check`, then publishes a new version."),
     "save": ("检查并发布", "Check and publish"),
     "where": ("位置", "Where"),
@@ -88,6 +108,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "act_requests_moved": ("转交请求", "Requests moved"),
     "act_class_reassigned": ("更换班级教务老师", "Class reassigned"),
     "act_settings_changed": ("修改作息/停课/时限", "Settings changed"),
+    "act_calendar_changed": ("修改节假日与调休", "Holidays changed"),
     "act_directory_replaced": ("整体替换目录", "Directory replaced"),
 }
 

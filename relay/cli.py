@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from routing.calendar import SchoolCalendar
     from routing.directory import School
 
 EXAMPLE_CONFIG = Path("deploy/examples/school.yaml")
@@ -53,14 +54,22 @@ def cmd_classify(_: argparse.Namespace) -> int:
 
 def cmd_token(args: argparse.Namespace) -> int:
     from relay import tokens
-    from relay.settings import get_settings
+    from relay.settings import NoSigningKey, dev_key_path, get_settings
 
     settings = get_settings()
+    try:
+        # Never a new key here: the server would not know it, and the token would get 401.
+        keys = settings.signing_keys(create=False)
+    except NoSigningKey as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if not settings.secret_key:
+        print(f"signed with the dev key {dev_key_path()} (RELAY_SECRET_KEY is not set)", file=sys.stderr)
     school = args.school
     if school is None:
         school = _find_school(args.kind, args.subject)
     ttl = args.ttl or settings.token_ttl_seconds
-    print(tokens.caller_token(args.kind, args.subject, school, settings.signing_keys(), ttl))
+    print(tokens.caller_token(args.kind, args.subject, school, keys, ttl))
     return 0
 
 
@@ -103,30 +112,48 @@ def _school_for(args: argparse.Namespace) -> School:
     return directory.schools[0]
 
 
+def _warn_estimated(calendar: SchoolCalendar) -> None:
+    """Say on stderr why some days or due times are marked "estimated": true."""
+    if calendar.estimated_years:
+        listed = ", ".join(str(y) for y in sorted(calendar.estimated_years))
+        print(f"warning: no official holidays are known for {listed} (chinese-calendar does not know the year and "
+              "the configuration's calendar: has no date in it): planned with weekdays and weekends, each such "
+              'day or due time marked "estimated": true. Enter the holidays and make-up workdays under '
+              "calendar: in the YAML or on /admin/calendar.", file=sys.stderr)
+    if calendar.past_terms_end is not None:
+        print(f"warning: no term is configured after {calendar.past_terms_end}: later days are planned as term days, "
+              'marked "estimated": true. Add the next term under terms: in the YAML.', file=sys.stderr)
+
+
 def cmd_calendar(args: argparse.Namespace) -> int:
-    from routing.calendar import CalendarUnknown, calendar_days
+    from routing.calendar import CalendarUnknown, SchoolCalendar, calendar_days
 
     school = _school_for(args)
+    calendar = SchoolCalendar(school)
     start = dt.date.fromisoformat(args.from_date) if args.from_date else dt.datetime.now(school.zone).date()
     try:
-        for day in calendar_days(school, start, args.days):
-            print(json.dumps(day, ensure_ascii=False))
-    except CalendarUnknown as exc:
-        print(f"calendar unknown: {exc}", file=sys.stderr)
+        days = calendar_days(school, start, args.days, calendar)
+    except (CalendarUnknown, ValueError) as exc:
+        print(f"calendar: {exc}", file=sys.stderr)
         return 1
+    for day in days:
+        print(json.dumps(day, ensure_ascii=False))
+    _warn_estimated(calendar)
     return 0
 
 
 def cmd_eta(args: argparse.Namespace) -> int:
-    from routing.calendar import CalendarUnknown, eta
+    from routing.calendar import CalendarUnknown, SchoolCalendar, eta
 
     school = _school_for(args)
+    calendar = SchoolCalendar(school)
     try:
         at = dt.datetime.fromisoformat(args.at)
-        print(json.dumps(eta(school, args.urgency, at), ensure_ascii=False))
+        print(json.dumps(eta(school, args.urgency, at, calendar=calendar), ensure_ascii=False))
     except (CalendarUnknown, ValueError) as exc:
         print(f"cannot compute: {exc}", file=sys.stderr)
         return 1
+    _warn_estimated(calendar)
     return 0
 
 
@@ -265,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     worker.set_defaults(func=cmd_worker)
 
-    sub.add_parser("classify", help="JSON Lines in, classifications out").set_defaults(func=cmd_classify)
+    sub.add_parser(
+        "classify", help="JSON Lines in, classifications out",
+        description='Reads JSON Lines on stdin, one request a line: {"id": ..., "text": ..., "category_hint"?: ...}. '
+                    'Writes one JSON line per input to stdout, in input order: {"id", "urgency", "category", '
+                    '"reasons": [...]}. Needs no Redis. A line it cannot read stops it with exit code 2, naming the line.',
+    ).set_defaults(func=cmd_classify)
 
     token = sub.add_parser("token", help="print a signed bearer token")
     token.add_argument("kind", choices=["parent", "staff"])

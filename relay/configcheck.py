@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from relay.settings import get_settings
-from routing.calendar import unknown_years
+from routing.calendar import missing_years, unknown_years
 from routing.directory import Directory
 from routing.validation import Problem, check_config, unknown_keys, warnings_for
 
@@ -33,6 +33,32 @@ def _channel_problems(directory: Directory) -> list[Problem]:
     return problems
 
 
+def calendar_warnings(raw: dict[str, object], directory: Directory, today: dt.date) -> list[Problem]:
+    """Said, not guessed: a year without holiday data is a warning (its due times are estimates), so that a
+    school can still start the term; so is a make-up workday on a weekday, which changes nothing."""
+    warnings = []
+    if directory.calendar is not None:
+        for index in directory.calendar.weekday_workdays():
+            day = directory.calendar.workdays[index].date
+            warnings.append(Problem(f"calendar.workdays[{index}].date",
+                                    f"{day} is a {day:%A}, a workday anyway: a make-up workday (调休) is a Saturday "
+                                    "or Sunday worked (a mistyped date?)"))
+    schools = raw.get("schools") if isinstance(raw.get("schools"), list) else []
+    for i, school in enumerate(directory.schools):
+        own = isinstance(schools, list) and i < len(schools) and isinstance(schools[i], dict) and "calendar" in schools[i]
+        if own:
+            for index in school.calendar.weekday_workdays():
+                warnings.append(Problem(f"schools[{i}].calendar.workdays[{index}].date",
+                                        "a weekday, a workday anyway: a make-up workday (调休) is a Saturday or Sunday"))
+        for year in sorted(set(unknown_years(school, [today.year])) | set(missing_years(school, today))):
+            warnings.append(Problem(f"schools[{i}]" if own or directory.calendar is None else "calendar",
+                                    f"{school.id}: the official holidays of {year} are not known (chinese-calendar has "
+                                    f"no data for {year} and calendar: has no date in it): due times in {year} are "
+                                    "estimated with weekdays and weekends; enter the holidays and make-up workdays "
+                                    "under calendar: (holidays: [{from, to, name}], workdays: [{date, name}])"))
+    return warnings
+
+
 def check_file(path: Path) -> tuple[list[Problem], str]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -47,13 +73,7 @@ def check_file(path: Path) -> tuple[list[Problem], str]:
         return problems, ""
     today = dt.date.today()
     warnings = unknown_keys(raw) + warnings_for(directory) + _channel_problems(directory)
-    # Said, not guessed: a year without holiday data is a warning, so that a school can still start the term.
-    for i, school in enumerate(directory.schools):
-        for year in unknown_years(school, [today.year]):
-            warnings.append(Problem(f"schools[{i}].terms",
-                                    f"China's holiday calendar for {year} is not known yet (chinesecalendar has no "
-                                    f"data): holidays and make-up workdays in {year} cannot be planned; update the "
-                                    "chinesecalendar package when the State Council publishes them"))
+    warnings += calendar_warnings(raw, directory, today)
     summary = "; ".join(
         f"{s.id}: {len(s.classes)} classes, {len(s.students)} students, {len(s.staff)} staff" for s in directory.schools
     )

@@ -169,8 +169,19 @@ def versions(connection: redis.Redis, school_id: str, limit: int = KEEP_VERSIONS
 
 
 def export_yaml(schools: list[School]) -> str:
-    """Schools as a configuration file that `relay config apply` reads back to the same content."""
-    document = {"schools": [school.model_dump(mode="json", exclude_none=True) for school in schools]}
+    """Schools as a configuration file that `relay config apply` reads back to the same content.
+
+    A calendar the schools share is written once, as the top-level `calendar:` of the contract."""
+    written = [school.model_dump(mode="json", exclude_none=True) for school in schools]
+    calendars = [school.calendar for school in schools]
+    shared = calendars[0] if calendars and all(c == calendars[0] for c in calendars) else None
+    document: dict[str, Any] = {}
+    if shared is not None and (shared.holidays or shared.workdays):
+        document["calendar"] = shared.model_dump(mode="json")
+    for school in written:
+        if shared is not None:
+            del school["calendar"]
+    document["schools"] = written
     return yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=200)
 
 

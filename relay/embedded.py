@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -46,10 +47,12 @@ def reachable(url: str | None, timeout: float = 0.5) -> bool:
 
 
 class EmbeddedRedis:
-    def __init__(self, directory: Path, port: int | None = None, appendfsync: str = "everysec") -> None:
+    def __init__(self, directory: Path, port: int | None = None, appendfsync: str = "everysec",
+                 preexec: Callable[[], None] | None = None) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.appendfsync = appendfsync
+        self.preexec = preexec  # run in the child before exec (relay dev: die with the parent)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,6 +69,7 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=self.preexec,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -121,6 +121,7 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
         ack_due_at=iso(routing.ack_due_at) if routing.ack_due_at else None,
         resolve_due_at=iso(routing.resolve_due_at) if routing.resolve_due_at else None,
         eta_text=routing.eta_text,
+        estimated=routing.estimated,
         created_at=at,
         updated_at=at,
         escalation=[PlannedStepRecord(step=s.index, due_at=iso_due(s.due_at), notify=list(s.notify))
@@ -202,6 +203,9 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
     log.info("request_received", request_id=record.id, school_id=school.id, urgency=record.urgency,
              category=record.category, owner=record.owner, notified=len(routing.notify_now),
              ms=round(elapsed * 1000, 2))
+    if record.estimated:
+        log.warning("due_times_estimated", request_id=record.id, school_id=school.id,
+                    reason="no official holidays known for a year the due times reach: weekdays and weekends only")
     return record, Outcome.created
 
 

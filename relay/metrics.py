@@ -9,7 +9,7 @@ containers: files are named by pid), every process writes them there and any pro
 process that died are still counted.
 
 Gauges of what is waiting (queue depths, open and overdue requests, dead letters, pending
-timers, whether Redis answers) are not recorded anywhere: the collector that
+timers, whether Redis answers, a school's missing holiday calendar) are not recorded anywhere: the collector that
 `install_collectors` registers reads them from Redis at scrape time, a few O(1) commands
 per school in one round trip. They are the same from every API replica; alert on
 max() / min() over replicas, not sum().
@@ -40,9 +40,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from relay import keys
+from relay import clock, keys
 from relay.log import log
 from routing import learned
+from routing.calendar import missing_years
 
 if TYPE_CHECKING:
     from relay.runtime import Runtime
@@ -193,7 +194,20 @@ class StateCollector(Collector):
         for school in schools:
             for family in (open_requests, overdue, letters, pending, past_due):
                 family.add_metric([school], next(answers))
-        return [depth, failed, workers, open_requests, overdue, letters, pending, past_due]
+        return [depth, failed, workers, open_requests, overdue, letters, pending, past_due, self._calendars(schools)]
+
+    def _calendars(self, schools: list[str]) -> Metric:
+        missing = GaugeMetricFamily(
+            "relay_calendar_next_year_missing",
+            "1 while a school plans a year whose official holidays nobody entered (chinese-calendar does not know "
+            "it and the YAML's calendar: has no date in it): from November the next year, and the current year",
+            labels=["school"])
+        for school_id in schools:
+            found = self._runtime.directories.school(school_id)
+            if found is not None:
+                school = found[1]
+                missing.add_metric([school_id], 1 if missing_years(school, clock.now_in(school.zone).date()) else 0)
+        return missing
 
 
 class _Scrape(Collector):

@@ -74,6 +74,7 @@ def _replan(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, 
     record.ack_due_at = iso(routing.ack_due_at) if routing.ack_due_at else None
     record.resolve_due_at = iso(routing.resolve_due_at) if routing.resolve_due_at else None
     record.eta_text = routing.eta_text
+    record.estimated = routing.estimated
     record.escalation = [PlannedStepRecord(step=s.index, due_at=iso_due(s.due_at), notify=list(s.notify))
                          for s in routing.escalation]
     record.escalation_step = 0

@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "RELAY_REDIS_URL"))
     config: str | None = None  # path of the school YAML (RELAY_CONFIG)
     public_url: str = "http://127.0.0.1:8000"
-    secret_key: str | None = None  # signs bearer tokens and links; a dev key is made under .relay/ if unset
+    secret_key: str | None = None  # signs bearer tokens and links; unset: the dev key (dev_key_path)
     previous_secret_keys: str = ""  # comma-separated: tokens signed with these still verify (rotation)
     webhook_secret: str = ""
     queue_prefix: str = "relay"  # RQ queue names; tests give each run its own
@@ -100,20 +100,41 @@ class Settings(BaseSettings):
     # `authorization: {credentials_file: ...}`); unset, it is open, as on a laptop (README-ops.md).
     metrics_token: str | None = None
 
-    def signing_keys(self) -> list[str]:
-        """The current key first, then the ones still accepted during a rotation."""
-        current = self.secret_key or _dev_secret()
+    def signing_keys(self, create: bool = True) -> list[str]:
+        """The current key first, then the ones still accepted during a rotation.
+
+        Without RELAY_SECRET_KEY the current key is the dev key (`dev_key_path`); `create=False`
+        (what `relay token` asks for) raises NoSigningKey rather than make a key nobody verifies with.
+        """
+        current = self.secret_key or _dev_secret(create)
         return [current] + [k.strip() for k in self.previous_secret_keys.split(",") if k.strip()]
 
 
-def _dev_secret() -> str:
-    """A per-checkout key for `relay dev` and `relay token` run side by side; production sets RELAY_SECRET_KEY."""
-    path = STATE_DIR / "secret_key"
+class NoSigningKey(Exception):
+    """Neither RELAY_SECRET_KEY nor a dev key: a token signed with a new key would get 401 everywhere."""
+
+
+def dev_key_path() -> Path:
+    """The dev key, one per user whatever the working directory: `relay token` run anywhere signs
+    with the key `relay dev` verifies with. $XDG_CONFIG_HOME/relay/secret_key, else ~/.config/relay/."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "relay" / "secret_key"
+
+
+def _dev_secret(create: bool = True) -> str:
+    """The key `relay dev` and `relay token` share when RELAY_SECRET_KEY is unset; production sets it."""
+    path = dev_key_path()
     if path.exists():
         return path.read_text().strip()
-    STATE_DIR.mkdir(exist_ok=True)
+    if not create:
+        raise NoSigningKey(f"no signing key: RELAY_SECRET_KEY is not set and there is no dev key at {path} "
+                           "(`relay dev` makes one); set RELAY_SECRET_KEY to the key the server uses")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it meanwhile: use theirs
+        return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key

@@ -53,6 +53,8 @@ class RequestRecord(BaseModel):
     ack_due_at: str | None
     resolve_due_at: str | None
     eta_text: str
+    # The due times run through a year whose holidays nobody knows: planned with weekdays and weekends.
+    estimated: bool = False
     created_at: str
     updated_at: str
     acknowledged_at: str | None = None

@@ -50,6 +50,7 @@ def _base(school: School, record: RequestRecord) -> dict[str, Any]:
         "ack_due_at": record.ack_due_at,
         "resolve_due_at": record.resolve_due_at,
         "eta_text": record.eta_text,
+        "estimated": record.estimated,
         "student_id": record.student_id,
         "text": record.text,
         "created_at": record.created_at,

@@ -3,10 +3,13 @@
 A day is decided in this order, the first that applies wins:
   1. a school closure from the configuration (运动会, 停电);
   2. outside every configured term: vacation (寒假, 暑假);
-  3. a public holiday, or a make-up workday (调休) with the hours of the weekday it stands in for;
+  3. a public holiday, or a make-up workday (调休) with the hours of the weekday it stands in for,
+     from the school's entered `calendar:` first, then chinese-calendar;
   4. the school's hours for that weekday, or none (weekend).
-So a date that only 1-2 decide never needs chinese-calendar, and a date that needs it in a
-year it does not know raises CalendarUnknown instead of guessing.
+So a date that only 1-2 decide never needs holiday data. A date that needs it in a year that
+neither the entered calendar nor chinese-calendar knows is planned by 4 alone and marked
+`estimated`: a parent is never refused for want of a holiday list, and nobody is told a
+guess as a fact (`relay calendar` and `relay eta` say "estimated": true and warn).
 
 Everything here takes the time as an argument and reads no clock.
 """
@@ -25,7 +28,7 @@ from routing.holidays import (
     CalendarUnknown,
     NationalDay,
     NationalKind,
-    is_known,
+    is_known_with,
     national_day,
 )
 from routing.labels import Urgency
@@ -39,6 +42,7 @@ __all__ = [
     "calendar_days",
     "eta",
     "eta_text",
+    "missing_years",
     "quiet_until",
     "sla_due",
     "unknown_years",
@@ -66,6 +70,7 @@ class SchoolDay:
     hours: tuple[dt.time, dt.time] | None
     kind: DayKind = DayKind.school_day
     name: str | None = None  # in the school's words: 国庆节, 寒假, 运动会
+    estimated: bool = False  # a year without holiday data: weekdays and weekends only
 
 
 def _span(text: str) -> tuple[dt.time, dt.time]:
@@ -95,19 +100,38 @@ def _vacation_name(date: dt.date, before: dt.date | None, after: dt.date | None)
     return None
 
 
+# The usual breaks of a Chinese school year (month, day) to (month, day), for the days past the configured terms.
+_USUAL_BREAKS = (("寒假", (1, 20), (2, 29)), ("暑假", (7, 11), (8, 31)))
+
+
+def _usual_break(date: dt.date) -> str | None:
+    return next((name for name, first, last in _USUAL_BREAKS if first <= (date.month, date.day) <= last), None)
+
+
 class SchoolCalendar:
-    def __init__(self, school: School, assume_ordinary: bool = False) -> None:
+    def __init__(self, school: School) -> None:
         self.school = school
         self.zone = school.zone
-        # Intake must never refuse a parent: past the holiday data it plans with ordinary weekdays
-        # (and says so on the request); `relay config check` warns about the same years.
-        self.assume_ordinary = assume_ordinary
         self._days: dict[dt.date, SchoolDay] = {}
+        self._terms_end = max((t.end for t in school.terms), default=None)
+        # Why the estimated days this calendar was asked about are estimates (a due time computed
+        # through one of them is an estimate too): years without holiday data, days past the terms.
+        self.estimated_years: set[int] = set()
+        self.past_terms_end: dt.date | None = None
+
+    @property
+    def estimated(self) -> bool:
+        return bool(self.estimated_years) or self.past_terms_end is not None
 
     def day(self, date: dt.date) -> SchoolDay:
         found = self._days.get(date)
         if found is None:
             found = self._days[date] = self._decide(date)
+        if found.estimated:
+            if not is_known_with(date.year, self.school.calendar):
+                self.estimated_years.add(date.year)
+            if self._terms_end is not None and date > self._terms_end:
+                self.past_terms_end = self._terms_end
         return found
 
     def _decide(self, date: dt.date) -> SchoolDay:
@@ -117,22 +141,27 @@ class SchoolCalendar:
                     date, False, f"closure: {closure.reason}", None, DayKind.closure, closure.reason
                 )
         terms = self.school.terms
-        if terms and not any(term.start <= date <= term.end for term in terms):
+        # Past the last configured term nobody has said when the next one starts: rather than no
+        # school day at all (and no due time), its days follow the usual school year, marked estimated.
+        past_terms = self._terms_end is not None and date > self._terms_end
+        usual = _usual_break(date) if past_terms else None
+        if usual is not None:
+            return SchoolDay(date, False, f"vacation: {usual}", None, DayKind.vacation, usual, estimated=True)
+        if terms and not past_terms and not any(term.start <= date <= term.end for term in terms):
             before = max((t.end for t in terms if t.end < date), default=None)
             after = min((t.start for t in terms if t.start > date), default=None)
             name = _vacation_name(date, before, after)
             reason = f"vacation: {name}" if name else "vacation"
             return SchoolDay(date, False, reason, None, DayKind.vacation, name)
         try:
-            national = national_day(date)
+            national, estimated = national_day(date, self.school.calendar), past_terms
         except CalendarUnknown:
-            if not self.assume_ordinary:
-                raise
-            national = NationalDay(date, NationalKind.ordinary)
+            national, estimated = NationalDay(date, NationalKind.ordinary), True
         if national.kind is NationalKind.holiday:
-            reason = " ".join(filter(None, ("holiday:", national.holiday, national.holiday_zh)))
+            names = (national.holiday, national.holiday_zh if national.holiday_zh != national.holiday else None)
+            reason = " ".join(filter(None, ("holiday:", *names)))
             return SchoolDay(
-                date, False, reason, None, DayKind.holiday, national.holiday_zh or national.holiday
+                date, False, reason, None, DayKind.holiday, national.holiday_zh or national.holiday, estimated
             )
         weekday = WEEKDAYS[date.weekday()]
         if national.kind is NationalKind.makeup:
@@ -141,13 +170,14 @@ class SchoolCalendar:
             span = hours.get(stands_for) or hours.get("mon") or next(iter(hours.values()), None)
             if span is not None:
                 reason = f"make-up workday (调休) for {national.holiday}"
-                return SchoolDay(date, True, reason, _span(span), DayKind.makeup, national.holiday_zh)
+                return SchoolDay(date, True, reason, _span(span), DayKind.makeup, national.holiday_zh, estimated)
         span = self.school.hours.get(weekday)
         if span is None:
             if date.weekday() >= 5:
-                return SchoolDay(date, False, "weekend", None, DayKind.weekend)
-            return SchoolDay(date, False, f"no school hours on {weekday}", None, DayKind.no_hours)
-        return SchoolDay(date, True, "school day", _span(span))
+                return SchoolDay(date, False, "weekend", None, DayKind.weekend, estimated=estimated)
+            return SchoolDay(date, False, f"no school hours on {weekday}", None, DayKind.no_hours,
+                             estimated=estimated)
+        return SchoolDay(date, True, "school day", _span(span), estimated=estimated)
 
     def _bounds(self, date: dt.date) -> tuple[dt.datetime, dt.datetime]:
         hours = self.day(date).hours
@@ -159,7 +189,7 @@ class SchoolCalendar:
             candidate = date + dt.timedelta(days=offset)
             if self.day(candidate).school_day:
                 return candidate
-        raise CalendarUnknown(f"no school day within {_HORIZON} days after {date}: are the terms configured?")
+        raise CalendarUnknown(f"no school day within {_HORIZON} days after {date}: are the school hours and terms configured?")
 
     def next_opening(self, moment: dt.datetime) -> dt.datetime:
         """`moment` itself when it falls in school hours, else the next opening (in the school's zone)."""
@@ -219,18 +249,24 @@ class SchoolCalendar:
         return self.add_school_time(start, duration.seconds)
 
 
-def calendar_days(school: School, start: dt.date, days: int) -> list[dict[str, object]]:
-    """The lines of `relay calendar`: {"date", "school_day", "reason", "hours"} for `days` days from `start`."""
+def calendar_days(
+    school: School, start: dt.date, days: int, calendar: SchoolCalendar | None = None
+) -> list[dict[str, object]]:
+    """The lines of `relay calendar`: {"date", "school_day", "reason", "hours"} for `days` days from `start`,
+    and "estimated": true on a day planned without holiday data or past the configured terms."""
     if days < 0:
         raise ValueError("days must not be negative")
-    calendar = SchoolCalendar(school)
+    calendar = calendar or SchoolCalendar(school)
     out: list[dict[str, object]] = []
     for offset in range(days):
         day = calendar.day(start + dt.timedelta(days=offset))
         hours = f"{day.hours[0]:%H:%M}-{day.hours[1]:%H:%M}" if day.hours else None
-        out.append(
-            {"date": day.date.isoformat(), "school_day": day.school_day, "reason": day.reason, "hours": hours}
-        )
+        line: dict[str, object] = {
+            "date": day.date.isoformat(), "school_day": day.school_day, "reason": day.reason, "hours": hours
+        }
+        if day.estimated:
+            line["estimated"] = True
+        out.append(line)
     return out
 
 
@@ -241,15 +277,29 @@ def quiet_until(school: School, moment: dt.datetime) -> dt.datetime | None:
 
 
 def unknown_years(school: School, years: Iterable[int] = ()) -> list[int]:
-    """The years, of those given and those the school's terms touch, that chinese-calendar does not know.
+    """The years, of those given and those the school's terms touch, whose holidays neither
+    chinese-calendar nor the school's entered calendar knows.
 
-    `relay config check` reports them: until the package learns a year, requests whose
-    clocks run into it cannot be given a due time.
+    `relay config check` warns about them: their due times are estimates (weekdays and weekends).
     """
     wanted = set(years)
     for term in school.terms:
         wanted.update(range(term.start.year, term.end.year + 1))
-    return sorted(year for year in wanted if not is_known(year))
+    return sorted(year for year in wanted if not is_known_with(year, school.calendar))
+
+
+# From this month on, next year's holidays are worth entering: the State Council publishes them in
+# November or December, and a request in late December already has due times in the new year.
+WARN_FROM_MONTH = 11
+
+
+def missing_years(school: School, today: dt.date) -> list[int]:
+    """The years the school plans soon without holiday data: this year, and from November the next.
+
+    The operators' warning (metric and admin banner) says these.
+    """
+    soon = [today.year] + ([today.year + 1] if today.month >= WARN_FROM_MONTH else [])
+    return [year for year in soon if not is_known_with(year, school.calendar)]
 
 
 @dataclass(frozen=True)
@@ -273,22 +323,27 @@ def sla_due(
 
 
 def eta(
-    school: School, urgency: Urgency | str, at: dt.datetime, *, lang: str = "zh"
-) -> dict[str, str | None]:
-    """The line of `relay eta`. A naive `at` is read in the school's time zone."""
+    school: School, urgency: Urgency | str, at: dt.datetime, *, lang: str = "zh",
+    calendar: SchoolCalendar | None = None,
+) -> dict[str, object]:
+    """The line of `relay eta`, with "estimated": true when a due time crossed a year without holiday
+    data (the given `calendar` then names those years). A naive `at` is read in the school's time zone."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=school.zone)
-    calendar = SchoolCalendar(school)
+    calendar = calendar or SchoolCalendar(school)
     due = sla_due(school, Urgency(urgency), at, calendar)
 
     def iso(moment: dt.datetime | None) -> str | None:
         return moment.astimezone(school.zone).isoformat(timespec="seconds") if moment else None
 
-    return {
+    line: dict[str, object] = {
         "ack_due_at": iso(due.ack_due_at),
         "resolve_due_at": iso(due.resolve_due_at),
         "eta_text": eta_text(due.promised, at, school.zone, lang=lang, calendar=calendar),
     }
+    if calendar.estimated:
+        line["estimated"] = True
+    return line
 
 
 _WEEKDAYS_ZH = "一二三四五六日"

@@ -13,9 +13,18 @@ from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from routing.durations import Duration, parse_duration
+from routing.entered_calendar import EnteredCalendar
 from routing.labels import Urgency
 
 
@@ -228,6 +237,9 @@ class School(_Model):
     # Contagious medical reports from one class within this window are grouped for the nurse.
     outbreak_window: DurationField = Field(default_factory=lambda: parse_duration("1h"))
     outbreak_threshold: int = Field(default=3, ge=2)
+    # Official holidays and make-up workdays entered by hand (routing.entered_calendar): the file's
+    # top-level `calendar:` unless the school has its own; kept in every version of the school.
+    calendar: EnteredCalendar = Field(default_factory=EnteredCalendar)
 
     @field_validator("timezone")
     @classmethod
@@ -313,6 +325,16 @@ def _index(school: School) -> _Index:
 
 class Directory(_Model):
     schools: tuple[School, ...] = Field(min_length=1)
+    # The holidays and make-up workdays the file's schools share (DESIGN.md: School YAML).
+    calendar: EnteredCalendar | None = None
+
+    @model_validator(mode="after")
+    def _share_the_calendar(self) -> Directory:
+        if self.calendar is not None:
+            shared = tuple(s if "calendar" in s.model_fields_set else s.model_copy(update={"calendar": self.calendar})
+                           for s in self.schools)
+            object.__setattr__(self, "schools", shared)  # frozen: set once, while validating
+        return self
 
     def school(self, school_id: str) -> School | None:
         for school in self.schools:

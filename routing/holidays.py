@@ -1,10 +1,11 @@
-"""China's national calendar: public holidays and make-up workdays (调休), from chinese-calendar.
+"""China's national calendar: public holidays and make-up workdays (调休), from chinese-calendar
+and from what the school entered under `calendar:` (routing.entered_calendar), which wins.
 
 chinese-calendar carries the State Council's schedule year by year; it learns a year
-when the notice is published (usually in November of the year before). A date in a
-year it does not know raises CalendarUnknown: weekends alone would be a guess, and
-a wrong guess puts a teacher to work on National Day or a parent's request to sleep
-over a make-up Saturday.
+some time after the notice is published (usually in November of the year before), and
+1.11.0 is the last release. A date in a year that neither knows raises CalendarUnknown
+here; the school calendar then plans it as an ordinary weekday or weekend and marks it
+estimated, because a parent must never be refused for want of a holiday list.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from enum import StrEnum
 from functools import cache
 
 import chinese_calendar
+
+from routing.entered_calendar import EnteredCalendar
 
 
 class CalendarUnknown(Exception):
@@ -45,12 +48,18 @@ HOLIDAY_NAMES_ZH: dict[str, str] = {
 class NationalDay:
     date: dt.date
     kind: NationalKind
-    holiday: str | None = None  # chinese-calendar's English name, e.g. "National Day"
+    holiday: str | None = None  # chinese-calendar's English name, e.g. "National Day"; else the entered name
     stands_for: int | None = None  # make-up workday: the weekday (0 = Monday) whose timetable it follows
+    entered_name: str | None = None  # the name the school entered (春节, 春节调休)
 
     @property
     def holiday_zh(self) -> str | None:
+        if self.entered_name:
+            return self.entered_name
         return HOLIDAY_NAMES_ZH.get(self.holiday) if self.holiday else None
+
+
+_HOLIDAY_NAMES_EN = {zh: en for en, zh in HOLIDAY_NAMES_ZH.items()}
 
 
 @cache
@@ -64,12 +73,36 @@ def is_known(year: int) -> bool:
     return year in known_years()
 
 
-def national_day(date: dt.date) -> NationalDay:
+def is_known_with(year: int, entered: EnteredCalendar | None) -> bool:
+    """Whether chinese-calendar or the entered calendar knows the year's holidays."""
+    return is_known(year) or (entered is not None and year in entered.years())
+
+
+def _entered_day(date: dt.date, entered: EnteredCalendar) -> NationalDay | None:
+    holiday = entered.holiday_on(date)
+    if holiday is not None:
+        return NationalDay(date, NationalKind.holiday, _HOLIDAY_NAMES_EN.get(holiday.name, holiday.name),
+                           entered_name=holiday.name)
+    workday = entered.workday_on(date)
+    if workday is not None:
+        # No pairing with a weekday given off can be read from entered dates: Monday's timetable.
+        name = workday.name.removesuffix("调休") or workday.name
+        return NationalDay(date, NationalKind.makeup, _HOLIDAY_NAMES_EN.get(name, name), entered_name=name)
+    if date.year in entered.years() and not is_known(date.year):
+        return NationalDay(date, NationalKind.ordinary)
+    return None
+
+
+def national_day(date: dt.date, entered: EnteredCalendar | None = None) -> NationalDay:
+    if entered is not None:
+        found = _entered_day(date, entered)
+        if found is not None:
+            return found
     if not is_known(date.year):
         known = known_years()
         raise CalendarUnknown(
             f"chinese-calendar does not know the holidays of {date.year} yet "
-            f"(it knows {known.start}-{known.stop - 1}); upgrade the chinesecalendar package"
+            f"(it knows {known.start}-{known.stop - 1}) and the configuration's calendar: has no date in it"
         )
     try:
         resting, name = chinese_calendar.get_holiday_detail(date)

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from routing.calendar import CalendarUnknown, SchoolCalendar, eta_text, sla_due
+from routing.calendar import SchoolCalendar, eta_text, sla_due
 from routing.classifier import Classification
 from routing.directory import Role, School, Staff, Student
 from routing.labels import Category, Urgency
@@ -39,6 +39,7 @@ class RoutingPlan:
     escalation: tuple[PlannedStep, ...]
     school_time: bool  # the clocks run in school hours only (P1-P3)
     eta_text: str
+    estimated: bool = False  # a due time runs through a year without holiday data (weekdays only)
 
 
 class PlanError(ValueError):
@@ -143,12 +144,10 @@ def plan(classification: Classification, student: Student, school: School, now: 
     for notice in notices:
         unique.setdefault(notice.staff_id, notice)
 
+    # A year without holiday data never refuses a parent: its days are planned as weekdays and
+    # weekends, and the plan says its due times are estimates.
     calendar = SchoolCalendar(school)
-    try:
-        due = sla_due(school, urgency, now, calendar)
-    except CalendarUnknown:
-        calendar = SchoolCalendar(school, assume_ordinary=True)
-        due = sla_due(school, urgency, now, calendar)
+    due = sla_due(school, urgency, now, calendar)
     school_time = due.school_time
 
     steps: list[PlannedStep] = []
@@ -167,4 +166,5 @@ def plan(classification: Classification, student: Student, school: School, now: 
         escalation=tuple(steps),
         school_time=school_time,
         eta_text=eta_text(due.promised, now, school.zone, calendar=calendar),
+        estimated=calendar.estimated,
     )

@@ -190,8 +190,8 @@ def _target_problems(target: str, place: str, staff_by_id: dict[str, Any]) -> li
 
 def unknown_keys(raw: Any, model: type[BaseModel] = Directory, where: str = "") -> list[Problem]:
     """Keys the configuration has that Relay does not read: most often a typo (`acadmic_affairs`)."""
-    if not isinstance(raw, dict):
-        return []
+    if not isinstance(raw, dict) or model.model_config.get("extra") == "forbid":
+        return []  # such a model refuses unknown keys itself, with an error at their place
     found = []
     for key, value in raw.items():
         place = f"{where}.{key}" if where else str(key)

@@ -401,17 +401,22 @@ def start_api(env: dict[str, str], log_dir: Path, port: int | None = None) -> tu
         process = subprocess.Popen([RELAY, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    wait_ready(process, url, log, "relay serve")
+    return process, url
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, what: str, timeout: float = 30) -> None:
+    """Until `url`/readyz answers 200; fails with the log's tail if the process exits first."""
 
     def ready() -> bool:
         if process.poll() is not None:
-            raise AssertionError(f"relay serve exited ({process.returncode}):\n{log_tail(log)}")
+            raise AssertionError(f"{what} exited ({process.returncode}):\n{log_tail(log)}")
         try:
             return httpx.get(f"{url}/readyz", timeout=0.5).status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_until(ready, 30, "relay serve to be ready", interval=0.05)
-    return process, url
+    wait_until(ready, timeout, f"{what} to be ready", interval=0.05)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

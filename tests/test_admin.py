@@ -370,3 +370,65 @@ def test_config_apply_and_export(admin_stack: AdminStack, tmp_path: Any) -> None
     refused = relay("apply", str(path))
     assert refused.returncode == 1 and "unknown staff 'nobody'" in refused.stdout
     assert json.loads(relay("versions", "--school", school_id).stdout.splitlines()[0])["version"] == version
+
+
+def test_next_years_holidays_entered_on_the_admin_pages_reach_every_process(admin_stack: AdminStack) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from relay import metrics
+    from relay.runtime import Runtime
+    from relay.settings import Settings
+    from routing.calendar import missing_years
+
+    school_id = admin_stack.new_school()
+    this_year, next_year = today().year, today().year + 1
+    runtime = Runtime(Settings(queue_prefix=admin_stack.env["RELAY_QUEUE_PREFIX"]), connection=admin_stack.redis)
+
+    def gauge() -> float | None:
+        before = metrics._state
+        metrics.install_collectors(runtime)
+        try:
+            exposition = metrics.render()[0].decode()
+        finally:
+            metrics._state = before
+        return next((s.value for f in text_string_to_metric_families(exposition) for s in f.samples
+                     if s.name == "relay_calendar_next_year_missing" and s.labels.get("school") == school_id), None)
+
+    with httpx.Client(base_url=admin_stack.url, timeout=15) as pages:
+        csrf = _sign_in(pages, school_id, "adm")
+        school = School.model_validate(
+            admin_stack.client.get("/v1/admin/directory", headers=admin_stack.staff(school_id)).json()["school"])
+        missing = bool(missing_years(school, today()))  # from November, or in a year chinese-calendar does not know
+        assert ('id="calendar-missing"' in pages.get("/admin").text) is missing
+        assert gauge() == (1 if missing else 0)
+
+        backwards = pages.post("/admin/calendar/holidays", data={"csrf": csrf, "name": "春节",
+                                                                 "start": f"{next_year}-02-11", "end": f"{next_year}-02-05"})
+        assert backwards.status_code == 422 and "is before from" in backwards.text
+        for kind, form in (("holidays", {"name": "元旦", "start": f"{next_year}-01-01"}),
+                           ("holidays", {"name": "春节", "start": f"{next_year}-02-05", "end": f"{next_year}-02-11"}),
+                           ("workdays", {"name": "春节调休", "date": f"{next_year}-02-14"}),
+                           ("holidays", {"name": "校庆", "start": f"{this_year}-12-28"})):
+            added = pages.post(f"/admin/calendar/{kind}", data={"csrf": csrf, **form})
+            assert added.status_code == 303, added.text
+        clash = pages.post("/admin/calendar/workdays", data={"csrf": csrf, "name": "调休", "date": f"{next_year}-02-08"})
+        assert clash.status_code == 422 and "also a holiday" in clash.text
+
+        page = pages.get("/admin/calendar")
+        assert "春节调休" in page.text and f"{next_year}-02-11" in page.text
+        assert 'id="calendar-missing"' not in page.text
+        assert "修改节假日与调休" in pages.get("/admin").text  # the change log
+        removed = pages.post("/admin/calendar/remove", data={"csrf": csrf, "kind": "holidays",
+                                                             "start": f"{this_year}-12-28"})
+        assert removed.status_code == 303
+        assert "校庆" not in pages.get("/admin/calendar").text
+
+    # The calendar is in the school's version, which every process reads: the gauge clears.
+    wait_until(lambda: gauge() == 0, 5, "the missing-calendar gauge to clear")
+    settings = admin_stack.client.get("/v1/admin/settings", headers=admin_stack.staff(school_id)).json()["settings"]
+    assert settings["calendar"]["workdays"] == [{"date": f"{next_year}-02-14", "name": "春节调休"}]
+    assert {"from": f"{next_year}-02-05", "to": f"{next_year}-02-11", "name": "春节"} in settings["calendar"]["holidays"]
+    # The JSON settings take the same calendar, checked the same way.
+    bad = admin_stack.client.put("/v1/admin/settings", headers=admin_stack.staff(school_id),
+                                 json={"calendar": {"holidays": [{"date": f"{next_year}-10-01"}]}})
+    assert bad.status_code == 422 and bad.json()["problems"][0]["where"] == "calendar.holidays[0].name"

@@ -15,12 +15,13 @@ from routing.calendar import (
     calendar_days,
     eta,
     eta_text,
+    missing_years,
     quiet_until,
     sla_due,
     unknown_years,
 )
 from routing.classifier import Classification
-from routing.directory import School
+from routing.directory import Directory, School
 from routing.durations import parse_duration
 from routing.labels import Category, Urgency
 from routing.plan import RoutingPlan, plan
@@ -191,15 +192,68 @@ def test_calendar_days_counts_exactly() -> None:
 # Unknown years --------------------------------------------------------------------------------
 
 
-def test_a_year_chinese_calendar_does_not_know_raises_instead_of_guessing() -> None:
-    calendar = SchoolCalendar(school())
-    with pytest.raises(CalendarUnknown, match="2027"):
-        calendar.day(dt.date(2027, 3, 1))
-    with pytest.raises(CalendarUnknown):
-        calendar_days(school(), dt.date(2026, 12, 30), 5)
-    # Thursday 31 December: a P2's day runs into 2027, and nobody can say if Jan 1 is off.
-    with pytest.raises(CalendarUnknown):
-        eta(school(), "P2", at("2026-12-31T10:00"))
+def test_a_year_nobody_knows_is_planned_with_weekdays_and_marked_estimated() -> None:
+    days = calendar_days(school(), dt.date(2026, 12, 1), 60)
+
+    assert len(days) == 60
+    assert not any("estimated" in d for d in days if str(d["date"]) < "2027")
+    later = [d for d in days if str(d["date"]) >= "2027"]
+    assert later and all(d["estimated"] is True for d in later)
+    by_date = {d["date"]: d for d in later}
+    assert by_date["2027-01-02"]["reason"] == "weekend" and by_date["2027-01-02"]["school_day"] is False
+    assert by_date["2027-01-04"]["reason"] == "school day" and by_date["2027-01-04"]["school_day"] is True
+    # Thursday 31 December evening: a P2's clock starts in 2027, which nobody knows: an estimate, not a refusal.
+    line = eta(school(), "P2", at("2026-12-31T20:00"))
+    assert line["estimated"] is True and line["ack_due_at"] == "2027-01-01T17:00:00+08:00"
+    assert "estimated" not in eta(school(), "P2", at("2026-12-28T10:00"))  # due within 2026: known
+    assert "estimated" not in eta(school(), "P0", at("2027-03-01T10:00"))  # the wall clock needs no calendar
+
+
+def test_the_entered_calendar_decides_a_year_chinese_calendar_does_not_know() -> None:
+    s = school(calendar={"holidays": [{"from": "2027-02-05", "to": "2027-02-11", "name": "春节"},
+                                      {"date": "2027-01-01", "name": "元旦"}],
+                         "workdays": [{"date": "2027-02-14", "name": "春节调休"}]})
+
+    assert day_of(s, "2027-01-01") == {"date": "2027-01-01", "school_day": False,
+                                       "reason": "holiday: New Year's Day 元旦", "hours": None}
+    assert day_of(s, "2027-02-08")["reason"] == "holiday: Spring Festival 春节"
+    assert day_of(s, "2027-02-14") == {"date": "2027-02-14", "school_day": True,
+                                       "reason": "make-up workday (调休) for Spring Festival", "hours": "08:00-17:00"}
+    assert day_of(s, "2027-03-01") == {"date": "2027-03-01", "school_day": True, "reason": "school day",
+                                       "hours": "08:00-17:00"}  # an entered year is known: no estimate
+    line = eta(s, "P2", at("2027-02-04T18:00"))  # Thursday evening before the Spring Festival
+    assert line["ack_due_at"] == "2027-02-12T17:00:00+08:00" and "estimated" not in line
+    assert "春节放假" in str(line["eta_text"])
+    assert unknown_years(s, [2027]) == [] and unknown_years(school(), [2027]) == [2027]
+
+
+def test_entered_dates_win_over_chinese_calendar() -> None:
+    # chinese-calendar: 2026-10-09 (Friday) is a school day, 2026-10-10 (Saturday) a make-up workday.
+    s = school(calendar={"holidays": [{"date": "2026-10-09", "name": "校庆"}],
+                         "workdays": [{"date": "2026-10-11", "name": "国庆节调休"}]})
+    assert day_of(s, "2026-10-09")["reason"] == "holiday: 校庆"
+    assert day_of(s, "2026-10-11")["school_day"] is True
+    assert day_of(s, "2026-10-10")["reason"].startswith("make-up workday")  # not entered: chinese-calendar's
+    assert day_of(s, "2026-10-01")["reason"] == "holiday: National Day 国庆节"
+
+
+def test_the_files_calendar_is_shared_by_its_schools_unless_a_school_has_its_own() -> None:
+    entered = {"holidays": [{"date": "2027-01-01", "name": "元旦"}]}
+    directory = Directory.model_validate({"calendar": entered, "schools": [
+        {"id": "a", "name": "A"}, {"id": "b", "name": "B", "calendar": {"workdays": []}}]})
+    assert [d["reason"] for d in (day_of(s, "2027-01-01") for s in directory.schools)] == [
+        "holiday: New Year's Day 元旦", "school day"]
+    # A school's version keeps its calendar (the snapshot every process reads).
+    again = School.model_validate_json(directory.schools[0].model_dump_json())
+    assert again.calendar == directory.schools[0].calendar
+
+
+def test_operators_are_warned_from_november_when_next_years_holidays_are_missing() -> None:
+    assert missing_years(school(), dt.date(2026, 10, 31)) == []
+    assert missing_years(school(), dt.date(2026, 11, 1)) == [2027]
+    assert missing_years(school(), dt.date(2027, 1, 5)) == [2027]  # and the year itself, once it has begun
+    entered = school(calendar={"holidays": [{"from": "2027-02-05", "to": "2027-02-11", "name": "春节"}]})
+    assert missing_years(entered, dt.date(2026, 12, 6)) == []
 
 
 def test_vacation_and_closures_in_an_unknown_year_need_no_holiday_data() -> None:
@@ -214,10 +268,21 @@ def test_unknown_years_for_config_check() -> None:
     assert unknown_years(school(), [2003, 2026, 2028]) == [2003, 2028]
 
 
-def test_no_school_day_ahead_is_unknown_too() -> None:
+def test_past_the_configured_terms_the_usual_school_year_is_estimated() -> None:
     s = school(terms=[{"name": "下学期", "start": "2026-03-02", "end": "2026-07-10"}])
+    calendar = SchoolCalendar(s)
+    assert calendar.next_opening(at("2026-07-11T09:00")) == at("2026-09-01T08:00")  # summer, then a Tuesday
+    assert calendar.past_terms_end == dt.date(2026, 7, 10) and calendar.estimated
+    assert day_of(s, "2026-07-20") | {"estimated": True} == day_of(s, "2026-07-20")
+    assert day_of(s, "2026-07-20")["reason"] == "vacation: 暑假"
+    assert day_of(s, "2027-02-10")["reason"] == "vacation: 寒假"
+    assert day_of(s, "2026-07-10") == {"date": "2026-07-10", "school_day": True, "reason": "school day",
+                                       "hours": "08:00-17:00"}
+
+
+def test_no_school_day_ahead_is_unknown_too() -> None:
     with pytest.raises(CalendarUnknown, match="terms"):
-        SchoolCalendar(s).next_opening(at("2026-07-11T09:00"))
+        SchoolCalendar(school(hours={})).next_opening(at("2026-07-11T09:00"))
 
 
 # Due times ------------------------------------------------------------------------------------
@@ -447,3 +512,11 @@ def test_p1_school_minutes_and_escalation_steps_skip_the_holiday_and_count_make_
     result = planned(Urgency.P1, Category.attendance, received)
     assert result.ack_due_at == at(due)
     assert [s.due_at for s in result.escalation] == [at(due)]  # the default P1 chain: backup after 30 school minutes
+
+
+def test_intake_plans_into_a_year_nobody_knows_and_says_its_due_times_are_estimates() -> None:
+    result = planned(Urgency.P2, Category.academic, "2026-12-31T20:00")
+    assert result.estimated is True
+    assert result.ack_due_at == at("2027-01-01T17:00")  # New Year's Day, unknown: a weekday
+    assert planned(Urgency.P2, Category.academic, "2026-12-21T20:00").estimated is False
+    assert planned(Urgency.P0, Category.medical, "2027-01-01T09:00").estimated is False  # the wall clock

@@ -144,3 +144,82 @@ def test_eta_line_has_exactly_the_contracts_keys(urgency: str, at: str) -> None:
 def test_eta_refuses_a_bad_moment() -> None:
     done = relay("eta", "--urgency", "P1", "--at", "yesterday-ish")
     assert done.returncode != 0 and not done.stdout
+
+
+# A year nobody knows yet, and the holidays a school enters ------------------------------------------------
+
+
+def test_calendar_reaching_a_year_nobody_knows_estimates_it_and_warns() -> None:
+    done = relay("calendar", "--from", "2026-12-01", "--days", "60")
+
+    assert done.returncode == 0, done.stderr
+    days = lines(done.stdout)
+    assert len(days) == 60
+    estimated = [d for d in days if d.get("estimated")]
+    assert estimated and all(d["date"] >= "2027-01-01" and d["estimated"] is True for d in estimated)
+    assert all(set(d) == {"date", "school_day", "reason", "hours"} for d in days if d["date"] < "2027")
+    assert "2027" in done.stderr and "estimated" in done.stderr
+
+
+@pytest.mark.parametrize("at", ["2026-12-31T20:00:00+08:00", "2027-01-01T09:00:00+08:00", "2027-02-10T12:00:00+08:00",
+                                "2027-06-30T18:00:00+08:00", "2027-10-01T08:00:00+08:00"])
+@pytest.mark.parametrize("urgency", ["P1", "P2", "P3"])
+def test_eta_into_a_year_nobody_knows_answers_with_an_estimate(urgency: str, at: str) -> None:
+    done = relay("eta", "--urgency", urgency, "--at", at)
+
+    assert done.returncode == 0, done.stderr
+    [line] = lines(done.stdout)
+    assert line["eta_text"] and line["resolve_due_at"]
+    if line.get("estimated"):
+        assert line["estimated"] is True and "2027" in done.stderr
+
+
+def test_eta_with_next_years_holidays_entered_is_no_estimate(tmp_path: Path) -> None:
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    document["calendar"] = {"holidays": [{"date": "2027-01-01", "name": "元旦"}]}
+    config = tmp_path / "school.yaml"
+    config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+    done = relay("eta", "--urgency", "P2", "--at", "2026-12-31T20:00:00+08:00", "--config", str(config))
+
+    assert done.returncode == 0, done.stderr
+    [line] = lines(done.stdout)
+    assert "estimated" not in line and not done.stderr
+    assert line["ack_due_at"].startswith("2027-01-04")  # Friday is New Year's Day: Monday
+
+
+def test_config_check_names_each_calendar_mistake_at_its_place(tmp_path: Path) -> None:
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    document["calendar"] = {
+        "holidays": [{"from": "2027-02-11", "to": "2027-02-05", "name": "春节"}, {"date": "2027-05-01"},
+                     {"date": "2027-10-01", "from": "2027-10-01", "name": "国庆节"}, {"from": "2027-01-01", "name": "x",
+                                                                                  "too": "2027-01-03"}],
+        "workdays": [{"date": "2027-02-30", "name": "春节调休"}],
+    }
+    config = tmp_path / "school.yaml"
+    config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+    done = relay("config", "check", str(config))
+
+    assert done.returncode == 1
+    out = done.stdout
+    assert "calendar.holidays[0]: to (2027-02-05) is before from (2027-02-11)" in out
+    assert "calendar.holidays[1].name" in out
+    assert "calendar.holidays[2]: write either date (one day) or from and to (a span), not both" in out
+    assert "calendar.holidays[3].too" in out
+    assert "calendar.workdays[0].date" in out
+
+
+def test_config_check_accepts_a_calendar_and_warns_about_a_weekday_make_up_day(tmp_path: Path) -> None:
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    document["calendar"] = {"holidays": [{"from": "2027-02-05", "to": "2027-02-11", "name": "春节"}],
+                            "workdays": [{"date": "2027-02-14", "name": "春节调休"},
+                                         {"date": "2027-02-15", "name": "春节调休"}]}
+    config = tmp_path / "school.yaml"
+    config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+
+    done = relay("config", "check", str(config))
+
+    assert done.returncode == 0, done.stdout
+    assert "warning: calendar.workdays[1].date: 2027-02-15 is a Monday" in done.stdout
+    assert "calendar.workdays[0]" not in done.stdout

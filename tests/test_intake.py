@@ -135,3 +135,29 @@ def test_the_same_key_with_another_body_is_refused_and_stores_nothing(school: Sc
     assert school.request_keys() == before
     assert school.stack.redis.zcard(f"relay:{school.id}:guardian:g1:requests") == 1
     assert json.loads(school.stack.redis.get(f"relay:{school.id}:request:{first.json()['id']}"))["text"] == "请问校服费怎么交？"
+
+
+def test_a_request_planned_without_a_known_calendar_is_accepted_and_says_its_due_times_are_estimates(
+    schools: Any,
+) -> None:
+    from conftest import school_document
+
+    from relay.directory import publish
+    from routing.directory import Directory
+
+    # Terms that ended long ago: nobody has said when school runs now, so the due times are estimates.
+    school = schools.new()
+    document = school_document(school.id, school.receiver_url)
+    document["terms"] = [{"name": "2019-2020学年第二学期", "start": "2020-03-02", "end": "2020-07-10"}]
+    publish(school.stack.redis, Directory.model_validate({"schools": [document]}))
+
+    def planned_with_estimate() -> dict[str, Any] | None:
+        response = school.submit("请问这周的数学作业是什么")
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body if body["estimated"] else None
+
+    created = wait_until(planned_with_estimate, 10, "a request planned against the new version")
+    assert created["urgency"] == "P2" and created["ack_due_at"] and created["resolve_due_at"]
+    assert school.record(created["id"])["estimated"] is True
+    assert school.submit("孩子在学校发烧了").json()["estimated"] is False  # P0 runs on the wall clock
