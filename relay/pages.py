@@ -13,6 +13,8 @@ from fastapi.responses import HTMLResponse
 
 from relay import actions, keys, links, store, tokens
 from relay.api.deps import RuntimeDep
+from relay.log import log
+from relay.permissions import can_act
 from relay.runtime import Runtime
 from relay.store import RequestRecord
 from relay.views import owner_words
@@ -35,13 +37,21 @@ def _granted(runtime: Runtime, code: str) -> tuple[links.AckLink, School, Staff 
     return link, found[1], found[1].staff_member(link.staff_id), record
 
 
+def _still_entitled(member: Staff | None, school: School, record: RequestRecord) -> bool:
+    """A link acts for its person only while the current directory still has them and lets them act:
+    someone removed by a roster import (or no longer nurse) cannot stop the escalations by an old link."""
+    return member is not None and can_act(member, school, record)
+
+
 @router.get("/a/{code}")
 async def ack_page(code: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
     """Shows a button rather than acknowledging: a chat app's link preview must not acknowledge."""
     granted = _granted(runtime, code)
     if granted is None:
         return render(request, "ack.html", 404, state="invalid")
-    _, school, _member, record = granted
+    _, school, member, record = granted
+    if not _still_entitled(member, school, record):
+        return render(request, "ack.html", 403, state="revoked")
     return render(request, "ack.html", record=record, state="ask", owner=owner_words(school, record.owner))
 
 
@@ -50,7 +60,11 @@ async def ack_confirm(code: str, request: Request, runtime: RuntimeDep) -> HTMLR
     granted = _granted(runtime, code)
     if granted is None:
         return render(request, "ack.html", 404, state="invalid")
-    link, school, _member, _record = granted
+    link, school, member, record = granted
+    if not _still_entitled(member, school, record):
+        log.info("ack_link_refused", request_id=link.request_id, school_id=link.school, staff_id=link.staff_id,
+                 reason="not in the current directory" if member is None else "may not act")
+        return render(request, "ack.html", 403, state="revoked")
     done = actions.acknowledge(runtime, school, link.request_id, link.staff_id, via="link")
     if done is None:
         return render(request, "ack.html", 404, state="invalid")

@@ -127,6 +127,39 @@ def test_an_import_applied_while_parents_submit_never_plans_against_half_a_direc
     assert admin_stack.client.get("/v1/admin/directory", headers=headers).json()["school"]["students"][-1]["id"] == "s-6199"
 
 
+def test_a_link_of_someone_the_roster_import_removed_acknowledges_nothing(admin_stack: AdminStack) -> None:
+    """Issue 20: an old acknowledgement link must not stop an emergency's escalation for someone who left."""
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    fever = admin_stack.submit(school_id, "孩子在学校发烧了")
+    assert fever["urgency"] == "P0"
+    nurse = admin_stack.receiver.wait_for(
+        lambda p: p.path == f"/{school_id}/nurse" and p.json()["request"]["id"] == fever["id"],
+        timeout=10, what="the nurse's notification")
+    path = httpx.URL(nurse.json()["request"]["ack_url"]).path
+    assert admin_stack.client.get(path).status_code == 200  # while she is on the roster, the link works
+
+    # The real roster change: the school's roster without the nurse, checked and applied as an administrator would.
+    document = admin_document(school_id, admin_stack.receiver.url)
+    document["staff"] = [s for s in document["staff"] if s["id"] != "nurse"]
+    checked = _check(admin_stack.client, headers, roster_files.workbook(School.model_validate(document)))
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["summary"]["staff"]["removed"] == 1
+    applied = admin_stack.client.post(f"/v1/admin/roster/{checked.json()['import_id']}/apply", headers=headers)
+    assert applied.status_code == 200, applied.text
+    wait_until(lambda: admin_stack.client.get(path).status_code == 403, 5, "the API to use the imported roster")
+
+    page = admin_stack.client.get(path)
+    assert "此链接已不能使用" in page.text and 'method="post"' not in page.text
+    confirm = admin_stack.client.post(path)
+    assert confirm.status_code == 403 and "此链接已不能使用" in confirm.text
+    record = admin_stack.record(school_id, fever["id"])
+    assert (record["status"], record["acknowledged_by"]) == ("received", None)
+    assert "acknowledged" not in {e["kind"] for e in admin_stack.timeline(school_id, fever["id"])}
+    # The escalation is still armed: nobody's old link stopped it.
+    assert admin_stack.redis.zscore(f"relay:{school_id}:timers", f"escalate|{fever['id']}|1") is not None
+
+
 def test_leave_sends_new_requests_to_the_backup_and_moves_open_ones(admin_stack: AdminStack) -> None:
     school_id = admin_stack.new_school()
     headers = admin_stack.staff(school_id)
