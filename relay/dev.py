@@ -12,6 +12,8 @@ import tempfile
 
 from relay.settings import STATE_DIR
 
+DEV_ALLOW_PRIVATE = "127.0.0.0/8,::1/128"
+
 
 def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
     from relay import embedded
@@ -35,6 +37,9 @@ def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
         env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=STATE_DIR)
         atexit.register(shutil.rmtree, env["PROMETHEUS_MULTIPROC_DIR"], True)
     env.setdefault("RELAY_PUBLIC_URL", f"http://{host}:{port}")
+    # On one machine the receivers one tries Relay with (a local webhook, the outbox) are local:
+    # loopback is allowed unless the variable says otherwise. Production allows no private range by default.
+    env.setdefault("RELAY_WEBHOOK_ALLOW_PRIVATE", DEV_ALLOW_PRIVATE)
     os.environ.update(env)  # this process serves the API with the same settings
     from relay.settings import get_settings
 

@@ -20,7 +20,8 @@ from typing import Any
 import redis
 import yaml
 
-from relay import keys
+from relay import keys, outbound
+from relay.settings import get_settings
 from routing.directory import Directory, School
 from routing.validation import Problem, check_config
 
@@ -77,7 +78,8 @@ def _current(connection: Any, school_id: str) -> tuple[int, str, School] | None:
 
 def publish_school(connection: redis.Redis, school_id: str, change: Callable[[School | None], School],
                    by: str | None = None, note: str | None = None) -> Published:
-    """Make `change(current school)` the school's current version in one switch, checked first.
+    """Make `change(current school)` the school's current version in one switch, checked first
+    (shapes and references, and the addresses of contact URLs: relay/outbound.py).
 
     Runs in a WATCH / MULTI / EXEC loop like a request's state change: when someone else publishes
     meanwhile, `change` runs again on their version, so no edit is lost and nobody's settings are
@@ -92,7 +94,9 @@ def publish_school(connection: redis.Redis, school_id: str, change: Callable[[Sc
                 school = change(current[2] if current else None)
                 if school.id != school_id:
                     raise ConfigError([Problem("id", f"the school id must stay {school_id!r}")])
-                problems = check_school(school)
+                # Contact URLs new in this version are resolved (outside a transaction's hot path: rare and few).
+                problems = check_school(school) or outbound.contact_problems(
+                    school, get_settings().allowed_private(), known=current[2] if current else None)
                 if problems:
                     raise ConfigError(problems)
                 document = school.model_dump_json()

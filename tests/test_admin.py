@@ -160,6 +160,35 @@ def test_a_link_of_someone_the_roster_import_removed_acknowledges_nothing(admin_
     assert admin_stack.redis.zscore(f"relay:{school_id}:timers", f"escalate|{fever['id']}|1") is not None
 
 
+@pytest.mark.parametrize(("url", "refused"), [
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://10.20.30.40/hook", "not listed in RELAY_WEBHOOK_ALLOW_PRIVATE"),  # the stack allows 127.0.0.0/8 only
+    ("http://1.1.1.1/hook", "use https://"),
+])
+def test_an_administrator_cannot_point_a_contact_at_a_private_or_metadata_address(
+    admin_stack: AdminStack, url: str, refused: str
+) -> None:
+    """Issue 20 (blind SSRF): refused when edited and when a roster is checked, naming the contact; nothing changes."""
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    before = admin_stack.client.get("/v1/admin/directory", headers=headers).json()["version"]
+    document = admin_document(school_id, admin_stack.receiver.url)
+    nurse = next(s for s in document["staff"] if s["id"] == "nurse")
+    nurse["contacts"] = [{"channel": "webhook", "url": url}]
+
+    edited = admin_stack.client.put("/v1/admin/directory", headers=headers, json=document)
+    assert edited.status_code == 422 and edited.json()["error"]["code"] == "invalid_directory", edited.text
+    problem = edited.json()["problems"][0]
+    assert problem["where"] == "staff[nurse].contacts[0] (webhook)" and refused in problem["message"]
+    assert "刘校医" in problem["message"]
+
+    checked = _check(admin_stack.client, headers, roster_files.workbook(School.model_validate(document)))
+    assert checked.status_code == 422 and checked.json()["error"]["code"] == "invalid_roster", checked.text
+    [problem] = checked.json()["problems"]
+    assert problem["column"] == "Webhook" and problem["row"] and refused in problem["message"]
+    assert admin_stack.client.get("/v1/admin/directory", headers=headers).json()["version"] == before
+
+
 def test_leave_sends_new_requests_to_the_backup_and_moves_open_ones(admin_stack: AdminStack) -> None:
     school_id = admin_stack.new_school()
     headers = admin_stack.staff(school_id)
