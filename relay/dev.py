@@ -10,9 +10,8 @@ import subprocess
 import sys
 import tempfile
 
+from relay.outbound import LOOPBACK
 from relay.settings import STATE_DIR
-
-DEV_ALLOW_PRIVATE = "127.0.0.0/8,::1/128"
 
 
 def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
@@ -39,7 +38,7 @@ def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
     env.setdefault("RELAY_PUBLIC_URL", f"http://{host}:{port}")
     # On one machine the receivers one tries Relay with (a local webhook, the outbox) are local:
     # loopback is allowed unless the variable says otherwise. Production allows no private range by default.
-    env.setdefault("RELAY_WEBHOOK_ALLOW_PRIVATE", DEV_ALLOW_PRIVATE)
+    env.setdefault("RELAY_WEBHOOK_ALLOW_PRIVATE", LOOPBACK)
     os.environ.update(env)  # this process serves the API with the same settings
     from relay.settings import get_settings
 

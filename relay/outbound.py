@@ -35,6 +35,8 @@ Resolve = Callable[[str, int], list[str]]
 METADATA = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 ALLOW_VARIABLE = "RELAY_WEBHOOK_ALLOW_PRIVATE"
+# What `relay dev` and the replay allow: their receivers (a local webhook, the replay's phones) are on this machine.
+LOOPBACK = "127.0.0.0/8,::1/128"
 
 
 def parse_allowed(text: str) -> tuple[Network, ...]:
