@@ -118,8 +118,19 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None
 
 
+class AddressRefused(httpx.TransportError):
+    """The caller's transport would not connect to the address the URL resolved to (a private, link-local
+    or metadata address): no retry will change that, the person's next contact should be tried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def result_from_exception(exc: httpx.HTTPError) -> Result:
-    """Transport errors: a timeout or a refused connection is worth retrying."""
+    """Transport errors: a timeout or a refused connection is worth retrying; a refused address is not."""
+    if isinstance(exc, AddressRefused):
+        return Result(Outcome.permanent, Reason.client, "address_refused", exc.reason)
     if isinstance(exc, httpx.TimeoutException):
         return Result(Outcome.retry, Reason.timeout, None, type(exc).__name__)
     if isinstance(exc, httpx.TransportError):

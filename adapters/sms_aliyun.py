@@ -9,11 +9,13 @@ The urgent-alert template takes four named variables, filled from `message.sms_p
     ${class}     三年级2班
     ${name}      张同学 (the masked name, never the child's full name)
     ${category}  身体不适
-    ${link}      the acknowledgement link
+    ${link}      the acknowledgement link's short code (12 characters)
 
 so the template registered with Alibaba reads like
-"【学校】${class} ${name} ${category}，请尽快点击确认 ${link}". Alibaba refuses URLs in plain
-variables (isv.PARAM_NOT_SUPPORT_URL): declare ${link} as a link variable when registering it.
+"${class} ${name} ${category}，请尽快点击确认 https://relay.example.cn/a/${link}", the link's fixed
+part (RELAY_PUBLIC_URL/a/) in the template and ${link} declared as a link-parameter variable:
+Alibaba lets a variable carry only a link's parameter (isv.PARAM_NOT_SUPPORT_URL) and caps every
+variable at 35 characters (isv.PARAM_LENGTH_LIMIT), which relay/notices.py keeps to.
 
 Alibaba answers HTTP 200 {"Code": "OK", "BizId": ...} or a business code, and HTTP 4xx/5xx with a
 POP code (SignatureDoesNotMatch, InvalidAccessKeyId.NotFound, Throttling.User, ...). The phone

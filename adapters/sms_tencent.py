@@ -6,9 +6,11 @@ and a signing key derived from "TC3" + secret_key through the date, the service 
 
 The urgent-alert template takes four parameters, in order (TemplateParamSet, from
 `message.sms_params`): the class, the student's masked name (张同学), the category in words, the
-acknowledgement link — a template like "{1} {2} {3}，请尽快点击确认 {4}". Tencent refuses URLs in
-ordinary variables (InvalidParameterValue.ProhibitedUseUrlInTemplateParameter): register {4} as a
-link variable, or the template with the link's fixed prefix.
+acknowledgement link's short code — a template like
+"{1} {2} {3}，请尽快点击确认 https://relay.example.cn/a/{4}", with the link's fixed part (RELAY_PUBLIC_URL/a/)
+in the template: Tencent refuses URLs in variables (InvalidParameterValue.ProhibitedUseUrlInTemplateParameter).
+An individually verified account's variable holds at most 12 characters
+(InvalidParameterValue.TemplateParameterLengthLimit; the code is 12); an enterprise account has no such limit.
 
 Tencent answers HTTP 200 with either {"Response": {"Error": {"Code": ...}}} for the whole request,
 or {"Response": {"SendStatusSet": [{"Code": "Ok" | <per-number code>, ...}]}}. Neither the phone
@@ -94,6 +96,7 @@ ERROR_CODES: dict[str, tuple[Outcome, Reason, str, float | None]] = {
     "FailedOperation.JsonParseFail": (*_CLIENT, "body is not json", None),
     "FailedOperation.FailResolvePacket": (*_CLIENT, "body refused", None),
     "InvalidParameterValue.IncorrectPhoneNumber": (*_RECIPIENT, "phone number refused", None),
+    "InvalidParameterValue.TemplateParameterLengthLimit": (*_CLIENT, "template parameter too long", None),
     "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter": (
         *_CLIENT,
         "variable may not carry a url",

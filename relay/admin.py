@@ -102,7 +102,7 @@ def stage_import(runtime: Runtime, school_id: str, files: list[tuple[str, str, b
     """Check an upload against the current version; a clean one is kept for `apply_import`."""
     version, school = current(runtime, school_id)
     try:
-        checked = check_roster(school, read_upload(files))
+        checked = check_roster(school, read_upload(files), runtime.settings.allowed_private())
     except RosterFileError as exc:
         return CheckedRoster(None, [RosterProblem("文件", None, None, str(exc))]), None, version
     if checked.school is None:

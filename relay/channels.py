@@ -14,9 +14,11 @@ from adapters.sms_aliyun import AliyunSmsChannel
 from adapters.sms_tencent import TencentSmsChannel
 from adapters.webhook import WebhookChannel
 from adapters.wecom import WeComChannel
+from relay import outbound
 from relay.settings import Settings
 
 NAMES = ("webhook", "wecom", "sms", "dingtalk", "miniprogram")
+_LIMITS = httpx.Limits(max_connections=50, max_keepalive_connections=20)
 
 
 class Channels:
@@ -24,7 +26,14 @@ class Channels:
         self.settings = settings
         self.client = httpx.Client(
             timeout=settings.send_timeout_seconds,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
+            limits=_LIMITS,
+        )
+        # Contact URLs are written by administrators: their own client, whose transport checks every
+        # address it connects to (relay/outbound.py). Vendor base URLs are the operator's and use the other.
+        self.contact_client = httpx.Client(
+            timeout=settings.send_timeout_seconds,
+            transport=outbound.Transport(settings.allowed_private(), _LIMITS),
+            trust_env=False,
         )
         self._built: dict[str, Channel | None] = {}
 
@@ -37,7 +46,7 @@ class Channels:
     def _build(self, name: str) -> Channel | None:
         s, client, timeout = self.settings, self.client, self.settings.send_timeout_seconds
         if name == "webhook":
-            return WebhookChannel(client, s.webhook_secret, timeout=timeout)
+            return WebhookChannel(self.contact_client, s.webhook_secret, timeout=timeout)
         if name == "wecom" and s.wecom_corp_id and s.wecom_secret and s.wecom_agent_id:
             return WeComChannel(client, s.wecom_corp_id, s.wecom_secret, s.wecom_agent_id, s.wecom_base_url,
                                 fallback_url=s.public_url)
@@ -51,7 +60,7 @@ class Channels:
                 secrets.setdefault("RELAY_DINGTALK_SECRET", s.dingtalk_secret)
             if not any("DINGTALK" in key for key in secrets):
                 return None
-            return DingTalkChannel(client, secrets, timeout=timeout)
+            return DingTalkChannel(self.contact_client, secrets, timeout=timeout)
         if name == "sms":
             return self._sms()
         return None

@@ -1,4 +1,5 @@
-"""`relay config check`: shapes and references (routing.validation), the calendar, and channel credentials."""
+"""`relay config check`: shapes and references (routing.validation), contact addresses (relay.outbound), the
+calendar, and channel credentials."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from relay.outbound import contact_problems
 from relay.settings import get_settings
 from routing.calendar import missing_years, unknown_years
 from routing.directory import Directory
@@ -70,6 +72,14 @@ def check_file(path: Path) -> tuple[list[Problem], str]:
         return [Problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")], ""
     directory, problems = check_config(raw)
     if directory is None:
+        return problems, ""
+    try:
+        allowed = get_settings().allowed_private()
+    except ValueError as exc:
+        return [Problem("RELAY_WEBHOOK_ALLOW_PRIVATE", str(exc))], ""
+    for i, school in enumerate(directory.schools):
+        problems += [Problem(f"schools[{i}].{p.where}", p.message) for p in contact_problems(school, allowed)]
+    if problems:
         return problems, ""
     today = dt.date.today()
     warnings = unknown_keys(raw) + warnings_for(directory) + _channel_problems(directory)

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from types import FrameType
 
+from relay.outbound import LOOPBACK
 from relay.settings import STATE_DIR
 
 # The signals that stop `relay dev`: Ctrl-C, `kill`, a closed terminal.
@@ -101,6 +102,9 @@ def _run(config: str | None, host: str, port: int, workers: int, listener: socke
         env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-", dir=STATE_DIR)
         atexit.register(shutil.rmtree, env["PROMETHEUS_MULTIPROC_DIR"], True)
     env.setdefault("RELAY_PUBLIC_URL", f"http://{host}:{port}")
+    # On one machine the receivers one tries Relay with (a local webhook, the outbox) are local:
+    # loopback is allowed unless the variable says otherwise. Production allows no private range by default.
+    env.setdefault("RELAY_WEBHOOK_ALLOW_PRIVATE", LOOPBACK)
     os.environ.update(env)  # this process serves the API with the same settings
     from relay.settings import get_settings
 

@@ -20,7 +20,8 @@ from typing import Any
 import redis
 import yaml
 
-from relay import keys
+from relay import keys, outbound
+from relay.settings import get_settings
 from routing.directory import Directory, School
 from routing.validation import Problem, check_config
 
@@ -76,13 +77,17 @@ def _current(connection: Any, school_id: str) -> tuple[int, str, School] | None:
 
 
 def publish_school(connection: redis.Redis, school_id: str, change: Callable[[School | None], School],
-                   by: str | None = None, note: str | None = None) -> Published:
-    """Make `change(current school)` the school's current version in one switch, checked first.
+                   by: str | None = None, note: str | None = None,
+                   allowed: tuple[outbound.Network, ...] | None = None) -> Published:
+    """Make `change(current school)` the school's current version in one switch, checked first
+    (shapes and references, and the addresses of contact URLs: relay/outbound.py).
 
     Runs in a WATCH / MULTI / EXEC loop like a request's state change: when someone else publishes
     meanwhile, `change` runs again on their version, so no edit is lost and nobody's settings are
     overwritten by a stale copy. `change` raises ConfigError to refuse; nothing is written then.
+    `allowed`: the private ranges contact URLs may reach (default: this process's RELAY_WEBHOOK_ALLOW_PRIVATE).
     """
+    allowed = get_settings().allowed_private() if allowed is None else allowed
     current_key, seq_key = keys.directory_current(school_id), keys.directory_seq(school_id)
     with connection.pipeline(transaction=True) as pipe:
         while True:
@@ -92,7 +97,9 @@ def publish_school(connection: redis.Redis, school_id: str, change: Callable[[Sc
                 school = change(current[2] if current else None)
                 if school.id != school_id:
                     raise ConfigError([Problem("id", f"the school id must stay {school_id!r}")])
-                problems = check_school(school)
+                # Contact URLs new in this version are resolved (outside a transaction's hot path: rare and few).
+                problems = check_school(school) or outbound.contact_problems(
+                    school, allowed, known=current[2] if current else None)
                 if problems:
                     raise ConfigError(problems)
                 document = school.model_dump_json()
@@ -122,9 +129,9 @@ def publish_school(connection: redis.Redis, school_id: str, change: Callable[[Sc
 
 
 def publish(connection: redis.Redis, directory: Directory, by: str | None = None,
-            note: str | None = None) -> dict[str, int]:
+            note: str | None = None, allowed: tuple[outbound.Network, ...] | None = None) -> dict[str, int]:
     """Make each school's directory the current version; an unchanged school keeps its version."""
-    return {school.id: publish_school(connection, school.id, as_written(school), by, note).version
+    return {school.id: publish_school(connection, school.id, as_written(school), by, note, allowed).version
             for school in directory.schools}
 
 

@@ -106,6 +106,16 @@ def link_used(school: str, link_id: str) -> str:
     return f"relay:{school}:link:{link_id}"
 
 
+def ack_code(school: str, code: str) -> str:
+    """The signed acknowledgement grant that a short link's code stands for (relay/links.py)."""
+    return f"relay:{school}:ack-link:{code}"
+
+
+def delivery_ack_code(school: str, event_id: str) -> str:
+    """The code one notification's link carries: its retries send the same link."""
+    return f"relay:{school}:delivery:{event_id}:ack-link"
+
+
 def digest(school: str, staff_id: str) -> str:
     """Request ids held out of hours for one person's morning digest."""
     return f"relay:{school}:digest:{staff_id}"

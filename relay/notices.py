@@ -8,6 +8,7 @@ delivery record already there.
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 from redis.client import Pipeline
@@ -121,6 +122,22 @@ def enqueue_delivery(pipe: Pipeline | None, queue: Queue, school: str, eid: str)
     queue.enqueue_many([data], pipeline=pipe)
 
 
+# Alibaba Cloud refuses an SMS whose template variable is longer than this (isv.PARAM_LENGTH_LIMIT).
+SMS_VARIABLE_MAX = 35
+_JOINERS = frozenset("\u200d\ufe0e\ufe0f")  # zero-width joiner, variation selectors
+
+
+def sms_variable(value: str, limit: int = SMS_VARIABLE_MAX) -> str:
+    """A template variable cut to `limit` characters, ending with "…" when cut; never a dangling accent."""
+    if len(value) <= limit:
+        return value
+    cut = limit - 1
+    # Cut before a whole character: not between a letter and its accent, nor inside a joined emoji.
+    while cut > 0 and (unicodedata.combining(value[cut]) or value[cut] in _JOINERS or value[cut - 1] in _JOINERS):
+        cut -= 1
+    return value[:cut].rstrip() + "…"
+
+
 def masked_name(name: str) -> str:
     """张小明 → 张同学: enough for a nurse to find the child, nothing more on an SMS."""
     return (name[:1] + "同学") if name else "学生"
@@ -214,7 +231,9 @@ def build_message(
     student_word = masked_name(student.name if student else "")
     category_word = CATEGORY_WORDS[Category(record.category)]
     urgency_word = URGENCY_WORDS[Urgency(record.urgency)]
-    link = links.ack_link(runtime.settings, record.school_id, record.id, delivery["staff_id"])
+    code = links.issue(runtime.redis, runtime.settings, record.school_id, record.id, delivery["staff_id"],
+                       delivery["event_id"])
+    link = links.url_for(runtime.settings, code)
     event = delivery["event"]
     title = _title(event, delivery, record, f"{class_name} {student_word} {category_word}（{urgency_word}）", class_name)
     body = f"{title} 请点击确认 {link}" if event in STOPPED_BY_ACK else f"{title} {link}"
@@ -230,5 +249,6 @@ def build_message(
         recipient={"id": delivery["staff_id"], "name": staff.name if staff else "", "role": delivery["why"]},
         request=dict(request_document(record, runtime.settings.public_url),
                      **({"digest_request_ids": delivery["request_ids"]} if "request_ids" in delivery else {})),
-        sms_params=(class_name, student_word, category_word, link),
+        # The SMS template holds the fixed RELAY_PUBLIC_URL/a/ part: its last variable carries the code.
+        sms_params=tuple(sms_variable(v) for v in (class_name, student_word, category_word, code)),
     )

@@ -13,39 +13,62 @@ from fastapi.responses import HTMLResponse
 
 from relay import actions, keys, links, store, tokens
 from relay.api.deps import RuntimeDep
+from relay.log import log
+from relay.permissions import can_act
+from relay.runtime import Runtime
+from relay.store import RequestRecord
 from relay.views import owner_words
 from relay.web import render
+from routing.directory import School, Staff
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/a/{token}")
-async def ack_page(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    """Shows a button rather than acknowledging: a chat app's link preview must not acknowledge."""
+def _granted(runtime: Runtime, code: str) -> tuple[links.AckLink, School, Staff | None, RequestRecord] | None:
+    """The link's grant, the school's current directory, the person as it lists them now, and the request."""
     try:
-        link = links.read_ack_link(runtime.settings, token)
+        link = links.resolve(runtime.redis, runtime.settings, runtime.directories.school_ids(), code)
     except tokens.TokenError:
-        return render(request, "ack.html", 404, state="invalid")
+        return None
     found = runtime.directories.school(link.school)
     record = store.load(runtime.redis, link.school, link.request_id) if found else None
-    if record is None or found is None:
-        return render(request, "ack.html", 404, state="invalid")
-    return render(request, "ack.html", record=record, state="ask", owner=owner_words(found[1], record.owner))
+    if found is None or record is None:
+        return None
+    return link, found[1], found[1].staff_member(link.staff_id), record
 
 
-@router.post("/a/{token}")
-async def ack_confirm(token: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    try:
-        link = links.read_ack_link(runtime.settings, token)
-    except tokens.TokenError:
+def _still_entitled(member: Staff | None, school: School, record: RequestRecord) -> bool:
+    """A link acts for its person only while the current directory still has them and lets them act:
+    someone removed by a roster import (or no longer nurse) cannot stop the escalations by an old link."""
+    return member is not None and can_act(member, school, record)
+
+
+@router.get("/a/{code}")
+async def ack_page(code: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    """Shows a button rather than acknowledging: a chat app's link preview must not acknowledge."""
+    granted = _granted(runtime, code)
+    if granted is None:
         return render(request, "ack.html", 404, state="invalid")
-    found = runtime.directories.school(link.school)
-    if found is None:
+    _, school, member, record = granted
+    if not _still_entitled(member, school, record):
+        return render(request, "ack.html", 403, state="revoked")
+    return render(request, "ack.html", record=record, state="ask", owner=owner_words(school, record.owner))
+
+
+@router.post("/a/{code}")
+async def ack_confirm(code: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+    granted = _granted(runtime, code)
+    if granted is None:
         return render(request, "ack.html", 404, state="invalid")
-    record = actions.acknowledge(runtime, found[1], link.request_id, link.staff_id, via="link")
-    if record is None:
+    link, school, member, record = granted
+    if not _still_entitled(member, school, record):
+        log.info("ack_link_refused", request_id=link.request_id, school_id=link.school, staff_id=link.staff_id,
+                 reason="not in the current directory" if member is None else "may not act")
+        return render(request, "ack.html", 403, state="revoked")
+    done = actions.acknowledge(runtime, school, link.request_id, link.staff_id, via="link")
+    if done is None:
         return render(request, "ack.html", 404, state="invalid")
-    return render(request, "ack.html", record=record, state="done", owner=owner_words(found[1], record.owner))
+    return render(request, "ack.html", record=done, state="done", owner=owner_words(school, done.owner))
 
 
 @router.get("/dev/outbox")

@@ -17,6 +17,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from relay import outbound
 from relay.roster_files import CONTACT_COLUMNS, GUARDIANS, MAX_ROWS, SHEETS, Row, Sheet
 from routing.directory import CHANNEL_ADDRESS_FIELD, Role, School
 from routing.validation import check_config
@@ -78,8 +79,9 @@ def guardian_id_for(school_id: str, phone: str) -> str:
 
 
 class _Check:
-    def __init__(self, current: School, sheets: dict[str, Sheet]) -> None:
+    def __init__(self, current: School, sheets: dict[str, Sheet], allowed: tuple[outbound.Network, ...]) -> None:
         self.current = current
+        self.allowed = allowed
         self.sheets = sheets
         self.problems: list[RosterProblem] = []
         self.rows: dict[str, dict[int, int]] = {}  # sheet kind -> item index -> row number
@@ -196,8 +198,8 @@ class _Check:
                     self.problem(sheet, row, column, f"电话号码格式不对：{value}（应为 11 位手机号，如 13800000000）")
                     continue
                 value = phone
-            elif column in ("dingtalk", "webhook") and not value.startswith(("https://", "http://")):
-                self.problem(sheet, row, column, "链接应以 https:// 开头")
+            elif column in ("dingtalk", "webhook") and (refused := self.address_problem(value)):
+                self.problem(sheet, row, column, f"地址不能使用：{refused}")
                 continue
             address = CHANNEL_ADDRESS_FIELD[channel]
             kept = next((c for c in (before.contacts if before else ()) if c.channel is channel
@@ -205,6 +207,12 @@ class _Check:
             contacts.append(kept.model_dump(mode="json", exclude_none=True) if kept else
                             {"channel": channel.value, address: value})
         return contacts
+
+    def address_problem(self, url: str) -> str | None:
+        """https:// (http:// only to RELAY_WEBHOOK_ALLOW_PRIVATE), never a link-local or metadata address;
+        a URL the current directory already has is not resolved again."""
+        known = any(c.url == url for member in self.current.staff for c in member.contacts)
+        return outbound.check_url(url, self.allowed, None if known else outbound.resolve)
 
     def someone(self, sheet: Sheet, row: Row, column: str, who: str, staff: list[dict[str, Any]]) -> str | None:
         """A staff member written as an id or a name."""
@@ -369,12 +377,14 @@ def _changes(before: list[str], after: list[str]) -> dict[str, int]:
     return {"total": len(after), "added": len(new - old), "removed": len(old - new)}
 
 
-def check_roster(current: School, sheets: dict[str, Sheet]) -> CheckedRoster:
-    """Check the sheets against the current school; the new school when the whole file is sound."""
+def check_roster(current: School, sheets: dict[str, Sheet],
+                 allowed: tuple[outbound.Network, ...] = ()) -> CheckedRoster:
+    """Check the sheets against the current school; the new school when the whole file is sound.
+    `allowed`: the private ranges contact URLs may reach (RELAY_WEBHOOK_ALLOW_PRIVATE)."""
     if not sheets:
         problem = RosterProblem("文件", None, None, "没有找到「学生」「教职工」或「班级」工作表（请使用模板）")
         return CheckedRoster(None, [problem])
-    check = _Check(current, sheets)
+    check = _Check(current, sheets, allowed)
     school = check.school()
     summary: dict[str, Any] = {
         "sheets": [SHEETS[k][0] for k in SHEETS if k in sheets],

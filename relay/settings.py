@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STATE_DIR = Path(".relay")
@@ -23,6 +24,9 @@ class Settings(BaseSettings):
     secret_key: str | None = None  # signs bearer tokens and links; unset: the dev key (dev_key_path)
     previous_secret_keys: str = ""  # comma-separated: tokens signed with these still verify (rotation)
     webhook_secret: str = ""
+    # Contact URLs (webhook, DingTalk) may reach loopback or private addresses only in these ranges
+    # (comma-separated CIDRs); link-local and cloud metadata addresses never (relay/outbound.py).
+    webhook_allow_private: str = ""
     queue_prefix: str = "relay"  # RQ queue names; tests give each run its own
     dev_outbox: bool = False  # channels without credentials deliver to the dev outbox (relay dev)
 
@@ -99,6 +103,19 @@ class Settings(BaseSettings):
     # When set, the API's GET /metrics answers only `Authorization: Bearer <this>` (Prometheus:
     # `authorization: {credentials_file: ...}`); unset, it is open, as on a laptop (README-ops.md).
     metrics_token: str | None = None
+
+    @field_validator("webhook_allow_private")
+    @classmethod
+    def _ranges(cls, value: str) -> str:
+        from relay.outbound import parse_allowed
+
+        parse_allowed(value)  # a range that is not a CIDR stops the process at start, named
+        return value
+
+    def allowed_private(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        from relay.outbound import parse_allowed
+
+        return parse_allowed(self.webhook_allow_private)
 
     def signing_keys(self, create: bool = True) -> list[str]:
         """The current key first, then the ones still accepted during a rotation.

@@ -43,6 +43,10 @@ RELAY = str(Path(sys.executable).parent / "relay")
 SECRET_KEY = "test-secret-" + uuid.uuid4().hex
 WEBHOOK_SECRET = "test-webhook-" + uuid.uuid4().hex
 QUEUE_PREFIX = "relaytest-" + uuid.uuid4().hex[:8]
+# The local vendor servers and webhook receivers listen on 127.0.0.1: contact URLs may reach loopback
+# (relay/outbound.py refuses it otherwise), in this process (publish, roster checks) and every one it starts.
+ALLOW_LOOPBACK = {"RELAY_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
+os.environ.update(ALLOW_LOOPBACK)
 
 # A test school's SLA: long P0 clocks, so no stray escalation fires during a test that does not ask for one.
 QUIET_SLA: dict[str, Any] = {
@@ -389,6 +393,7 @@ def relay_env(redis_url: str, config: Path, public_url: str) -> dict[str, str]:
         RELAY_RATE_LIMIT_GUARDIAN="100000/minute",
         RELAY_RATE_LIMIT_IP="100000/minute",
         PYTHONUNBUFFERED="1",
+        **ALLOW_LOOPBACK,
     )
     return env
 

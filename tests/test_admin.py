@@ -138,6 +138,68 @@ def test_an_import_applied_while_parents_submit_never_plans_against_half_a_direc
     assert admin_stack.client.get("/v1/admin/directory", headers=headers).json()["school"]["students"][-1]["id"] == "s-6199"
 
 
+def test_a_link_of_someone_the_roster_import_removed_acknowledges_nothing(admin_stack: AdminStack) -> None:
+    """Issue 20: an old acknowledgement link must not stop an emergency's escalation for someone who left."""
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    fever = admin_stack.submit(school_id, "孩子在学校发烧了")
+    assert fever["urgency"] == "P0"
+    nurse = admin_stack.receiver.wait_for(
+        lambda p: p.path == f"/{school_id}/nurse" and p.json()["request"]["id"] == fever["id"],
+        timeout=10, what="the nurse's notification")
+    path = httpx.URL(nurse.json()["request"]["ack_url"]).path
+    assert admin_stack.client.get(path).status_code == 200  # while she is on the roster, the link works
+
+    # The real roster change: the school's roster without the nurse, checked and applied as an administrator would.
+    document = admin_document(school_id, admin_stack.receiver.url)
+    document["staff"] = [s for s in document["staff"] if s["id"] != "nurse"]
+    checked = _check(admin_stack.client, headers, roster_files.workbook(School.model_validate(document)))
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["summary"]["staff"]["removed"] == 1
+    applied = admin_stack.client.post(f"/v1/admin/roster/{checked.json()['import_id']}/apply", headers=headers)
+    assert applied.status_code == 200, applied.text
+    wait_until(lambda: admin_stack.client.get(path).status_code == 403, 5, "the API to use the imported roster")
+
+    page = admin_stack.client.get(path)
+    assert "此链接已不能使用" in page.text and 'method="post"' not in page.text
+    confirm = admin_stack.client.post(path)
+    assert confirm.status_code == 403 and "此链接已不能使用" in confirm.text
+    record = admin_stack.record(school_id, fever["id"])
+    assert (record["status"], record["acknowledged_by"]) == ("received", None)
+    assert "acknowledged" not in {e["kind"] for e in admin_stack.timeline(school_id, fever["id"])}
+    # The escalation is still armed: nobody's old link stopped it.
+    assert admin_stack.redis.zscore(f"relay:{school_id}:timers", f"escalate|{fever['id']}|1") is not None
+
+
+@pytest.mark.parametrize(("url", "refused"), [
+    ("http://169.254.169.254/latest/meta-data/", "cloud metadata address"),
+    ("http://10.20.30.40/hook", "not listed in RELAY_WEBHOOK_ALLOW_PRIVATE"),  # the stack allows 127.0.0.0/8 only
+    ("http://1.1.1.1/hook", "use https://"),
+])
+def test_an_administrator_cannot_point_a_contact_at_a_private_or_metadata_address(
+    admin_stack: AdminStack, url: str, refused: str
+) -> None:
+    """Issue 20 (blind SSRF): refused when edited and when a roster is checked, naming the contact; nothing changes."""
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    before = admin_stack.client.get("/v1/admin/directory", headers=headers).json()["version"]
+    document = admin_document(school_id, admin_stack.receiver.url)
+    nurse = next(s for s in document["staff"] if s["id"] == "nurse")
+    nurse["contacts"] = [{"channel": "webhook", "url": url}]
+
+    edited = admin_stack.client.put("/v1/admin/directory", headers=headers, json=document)
+    assert edited.status_code == 422 and edited.json()["error"]["code"] == "invalid_directory", edited.text
+    problem = edited.json()["problems"][0]
+    assert problem["where"] == "staff[nurse].contacts[0] (webhook)" and refused in problem["message"]
+    assert "刘校医" in problem["message"]
+
+    checked = _check(admin_stack.client, headers, roster_files.workbook(School.model_validate(document)))
+    assert checked.status_code == 422 and checked.json()["error"]["code"] == "invalid_roster", checked.text
+    [problem] = checked.json()["problems"]
+    assert problem["column"] == "Webhook" and problem["row"] and refused in problem["message"]
+    assert admin_stack.client.get("/v1/admin/directory", headers=headers).json()["version"] == before
+
+
 def test_leave_sends_new_requests_to_the_backup_and_moves_open_ones(admin_stack: AdminStack) -> None:
     school_id = admin_stack.new_school()
     headers = admin_stack.staff(school_id)

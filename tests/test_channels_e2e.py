@@ -13,6 +13,7 @@ in a Redis database of its own, so the session's other workers never fire its ti
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 import uuid
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 from relay import embedded, keys
-from relay.directory import load_yaml, publish
+from relay.directory import as_written, current_version, load_yaml, publish, publish_school
 from relay.notices import event_id
 from relay.privacy import NOTICE_VERSION
 from tests.conftest import (
@@ -197,7 +198,8 @@ def test_an_unacknowledged_p0_card_falls_back_to_sms_and_an_acknowledged_one_doe
 
     card = wait_until(lambda: cards_to(wecom, school.nurse_userid), 10, "the nurse's WeCom card")[0]
     assert card["msgtype"] == "textcard" and card["agentid"] == wecom.agent_id
-    assert card["textcard"]["url"].startswith(f"{public_url}/a/")  # the one-click acknowledgement link
+    # The one-click acknowledgement link, short: RELAY_PUBLIC_URL/a/ and a 12-character code.
+    assert re.fullmatch(re.escape(f"{public_url}/a/") + "[A-Za-z0-9]{12}", card["textcard"]["url"])
     assert "张同学" in card["textcard"]["title"] + card["textcard"]["description"]
     assert "张小明" not in json.dumps(card, ensure_ascii=False) and FEVER not in json.dumps(card, ensure_ascii=False)
 
@@ -217,7 +219,9 @@ def test_an_unacknowledged_p0_card_falls_back_to_sms_and_an_acknowledged_one_doe
     params = json.loads(sms["TemplateParam"])
     assert list(params) == ["class", "name", "category", "link"]
     assert params["class"] == "三年级2班" and params["name"] == "张同学" and params["category"] == "身体不适"
-    assert params["link"].startswith(f"{public_url}/a/")
+    # The template holds RELAY_PUBLIC_URL/a/; the variable carries the code, within Aliyun's 35 characters.
+    code = params["link"]
+    assert re.fullmatch("[A-Za-z0-9]{12}", code) and code != card["textcard"]["url"].rsplit("/", 1)[1]
 
     first_eid = event_id(first["id"], "request.urgent", 0, "nurse")
     school.wait_timeline(first["id"], "fallback_unacknowledged", event_id=f"{first_eid}.next")
@@ -227,6 +231,15 @@ def test_an_unacknowledged_p0_card_falls_back_to_sms_and_an_acknowledged_one_doe
     # Well past the fallback delay: the acknowledged one sent nothing more to the nurse's phone.
     time.sleep(FALLBACK_AFTER + 1.5)
     assert len(sms_to(aliyun, school.nurse_phone)) == 1
+
+    # The nurse opens the SMS's link: a button first (a preview acknowledges nothing), then the ack as her.
+    page = school.client.get(f"/a/{code}")
+    assert page.status_code == 200 and 'method="post"' in page.text
+    assert school.client.get(f"/v1/requests/{first['id']}", headers=school.staff("nurse")).json()["status"] == "received"
+    done = school.client.post(f"/a/{code}")
+    assert done.status_code == 200, done.text
+    entry = school.wait_timeline(first["id"], "acknowledged")
+    assert (entry["by"], entry["via"]) == ("nurse", "link")
     assert not [e for e in school.timeline(second["id"]) if e["kind"] == "fallback_unacknowledged"]
     second_eid = event_id(second["id"], "request.urgent", 0, "nurse")
     assert school.stack.redis.get(keys.delivery(school.id, f"{second_eid}.next")) is None
@@ -349,3 +362,30 @@ def test_an_openid_without_a_subscription_is_a_timeline_fact_not_a_dead_letter(
     assert 43101 in wechat.answers
     assert not subscribe_messages(wechat, openid)
     assert not [d for d in school.dead_letters() if d["request_id"] == request["id"]]
+
+
+def test_a_class_name_longer_than_an_sms_variable_is_cut_and_the_sms_still_goes_out(
+    school: E2ESchool, vendors: Vendors
+) -> None:
+    """Aliyun refuses a variable over 35 characters (isv.PARAM_LENGTH_LIMIT): Relay cuts it, never the SMS."""
+    wecom, aliyun = vendors.wecom, vendors.aliyun
+    found = current_version(school.stack.redis, school.id)
+    assert found is not None
+    long_name = "二〇二六级国际部双语实验班（三年级2班）" * 2  # 40 characters
+    renamed = found[1].model_copy(update={"classes": tuple(
+        c.model_copy(update={"name": long_name}) for c in found[1].classes)})
+    version = publish_school(school.stack.redis, school.id, as_written(renamed)).version
+    wecom.unknown_users.add(school.nurse_userid)
+    # A thank-you (P3: nobody is notified) until the API plans against the renamed class's version.
+    def planned_against_new_version() -> bool:
+        thanks = school.submit("谢谢老师")
+        return bool(school.wait_timeline(thanks["id"], "received").get("directory_version") == version)
+
+    wait_until(planned_against_new_version, 5, "the API to plan against the new version", interval=0.2)
+    request = school.submit(FEVER, student_id="s2")
+
+    sms = wait_until(lambda: sms_to(aliyun, school.nurse_phone), 10, "the SMS")[0]
+    params = json.loads(sms["TemplateParam"])
+    assert params["class"] == long_name[:34] + "…" and all(len(v) <= 35 for v in params.values())
+    eid = event_id(request["id"], "request.urgent", 0, "nurse")
+    assert school.wait_timeline(request["id"], "delivered", event_id=eid)["channel"] == "sms"

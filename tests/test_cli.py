@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import RELAY, ROOT, free_port
+from conftest import ALLOW_LOOPBACK, RELAY, ROOT, free_port
 
 from relay import tokens
 
@@ -21,7 +21,8 @@ EXAMPLE = ROOT / "deploy/examples/school.yaml"
 
 def relay(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_") and k != "REDIS_URL"}
-    clean.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", RELAY_SECRET_KEY=KEY, **env)
+    clean.update(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", RELAY_SECRET_KEY=KEY, **ALLOW_LOOPBACK)
+    clean.update(env)
     return subprocess.run([RELAY, *args], input=stdin, capture_output=True, text=True, env=clean, cwd=ROOT, timeout=60)
 
 

@@ -4,6 +4,7 @@ a worker killed mid-send, acknowledgement stopping escalation, and the one-click
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -187,10 +188,13 @@ def test_the_one_click_link_acknowledges_after_a_confirmation(
     status_url = nurse.json()["request"]["status_url"]
     assert status_url.startswith(stack.env["RELAY_PUBLIC_URL"]) and request_id in status_url
 
-    settings = Settings(secret_key=SECRET_KEY, public_url=stack.env["RELAY_PUBLIC_URL"])
-    link = links.ack_link(settings, school.id, request_id, "nurse")
-    assert link.startswith(stack.env["RELAY_PUBLIC_URL"] + "/a/")
-    path = link.removeprefix(stack.env["RELAY_PUBLIC_URL"])
+    # The link Relay sent is short: RELAY_PUBLIC_URL/a/ and a 12-character code (an SMS variable holds 35).
+    link = nurse.json()["request"]["ack_url"]
+    code = link.removeprefix(stack.env["RELAY_PUBLIC_URL"] + "/a/")
+    assert re.fullmatch("[A-Za-z0-9]{12}", code), link
+    assert code.startswith(links.school_tag(school.id))
+    assert stack.redis.ttl(f"relay:{school.id}:ack-link:{code}") > 23 * 3600  # expires with the grant (24 h)
+    path = f"/a/{code}"
 
     page = school.client.get(path)
     assert page.status_code == 200
@@ -205,18 +209,51 @@ def test_the_one_click_link_acknowledges_after_a_confirmation(
     assert (entry["by"], entry["via"]) == ("nurse", "link")
 
 
-@pytest.mark.parametrize("make", [
-    lambda token, school: token[:-2] + ("AA" if not token.endswith("AA") else "BB"),
-    lambda token, school: caller_token("staff", "nurse", school.id),  # a bearer token is not a link
-    lambda token, school: links.ack_link(Settings(secret_key="another-key", public_url="http://x"), school.id,
-                                         "r0", "nurse").rsplit("/", 1)[1],
-], ids=["tampered", "bearer token", "another key"])
-def test_a_bad_link_is_a_404_page_and_acknowledges_nothing(school: School, make: Any) -> None:
+def test_a_retry_of_one_notification_carries_the_same_link(stack: Stack, school: School) -> None:
+    settings = Settings(secret_key=SECRET_KEY, public_url="http://relay.test")
+    first = links.issue(stack.redis, settings, school.id, "r1", "nurse", "r1.urgent.0.nurse")
+    assert links.issue(stack.redis, settings, school.id, "r1", "nurse", "r1.urgent.0.nurse") == first
+    assert links.issue(stack.redis, settings, school.id, "r1", "nurse", "r1.escalated.1.nurse") != first
+
+
+def test_a_link_sent_before_short_codes_still_acknowledges_until_it_expires(school: School) -> None:
     request_id = submit(school, FEVER)
     settings = Settings(secret_key=SECRET_KEY, public_url="http://relay.test")
-    token = make(links.ack_link(settings, school.id, request_id, "nurse").rsplit("/", 1)[1], school)
+    assert school.client.post(f"/a/{links.grant(settings, school.id, request_id, 'nurse')}").status_code == 200
+    assert school.record(request_id)["acknowledged_by"] == "nurse"
+
+
+def _tampered(code: str) -> str:
+    return code[:-1] + ("A" if code[-1] != "A" else "B")
+
+
+@pytest.mark.parametrize("make", [
+    lambda code, grant, school: _tampered(code),
+    lambda code, grant, school: links.school_tag(school.id) + "0123456789",  # well formed, never issued
+    lambda code, grant, school: code + "x",
+    lambda code, grant, school: grant[:-2] + ("AA" if not grant.endswith("AA") else "BB"),
+    lambda code, grant, school: caller_token("staff", "nurse", school.id),  # a bearer token is not a link
+    lambda code, grant, school: links.grant(Settings(secret_key="another-key", public_url="http://x"), school.id,
+                                            "r0", "nurse"),
+], ids=["tampered code", "unknown code", "long code", "tampered grant", "bearer token", "another key"])
+def test_a_bad_link_is_a_404_page_and_acknowledges_nothing(stack: Stack, school: School, make: Any) -> None:
+    request_id = submit(school, FEVER)
+    settings = Settings(secret_key=SECRET_KEY, public_url="http://relay.test")
+    code = links.issue(stack.redis, settings, school.id, request_id, "nurse", f"{request_id}.test.0.nurse")
+    token = make(code, links.grant(settings, school.id, request_id, "nurse"), school)
 
     assert school.client.get(f"/a/{token}").status_code == 404
     answer = school.client.post(f"/a/{token}")
     assert answer.status_code == 404 and "链接无效" in answer.text
+    assert school.record(request_id)["status"] == "received"
+
+
+def test_a_code_whose_grant_expired_acknowledges_nothing(stack: Stack, school: School) -> None:
+    """The code is only a pointer: the signed grant it stands for is verified on every use."""
+    request_id = submit(school, FEVER)
+    settings = Settings(secret_key=SECRET_KEY, public_url="http://relay.test", link_ttl_seconds=-1)
+    code = links.issue(stack.redis, settings.model_copy(update={"link_ttl_seconds": 60}), school.id, request_id,
+                       "nurse", f"{request_id}.expired.0.nurse")
+    stack.redis.set(f"relay:{school.id}:ack-link:{code}", links.grant(settings, school.id, request_id, "nurse"))
+    assert school.client.post(f"/a/{code}").status_code == 404
     assert school.record(request_id)["status"] == "received"

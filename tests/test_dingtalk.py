@@ -34,7 +34,7 @@ MESSAGE = Message(
     body=f"三年级2班 张同学 身体不适（紧急）请点击确认 {LINK}",
     link=LINK,
     recipient={"id": "t-nurse", "name": "刘校医", "role": "nurse"},
-    sms_params=("三年级2班", "张同学", "身体不适", LINK),
+    sms_params=("三年级2班", "张同学", "身体不适", "xyz"),
 )
 SECRETS = {"RELAY_DINGTALK_SECRET": SECRET, "RELAY_DINGTALK_SECRET_NURSE": NURSE_SECRET}
 ROBOT_URL = f"https://oapi.dingtalk.com/robot/send?access_token={TOKEN}"

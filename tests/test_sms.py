@@ -21,7 +21,8 @@ from adapters.sms_aliyun import AliyunSmsChannel
 from adapters.sms_tencent import TencentSmsChannel
 
 NOW = 1795572000.0  # 2026-11-25T10:00:00+08:00
-LINK = "https://relay.example.cn/a/xyz"
+LINK = "https://relay.example.cn/a/Xy7kQ2mN9pLw"
+CODE = LINK.rsplit("/", 1)[1]  # what the SMS carries: the template holds https://relay.example.cn/a/
 PHONE = "+86 138 0013 8000"
 DIGITS = "13800138000"
 ALIYUN_ID, ALIYUN_SECRET = "LTAI-relay-test", "aliyun-secret-7c1e"
@@ -38,7 +39,7 @@ MESSAGE = Message(
     body=f"三年级2班 张同学 身体不适（紧急）请点击确认 {LINK}",
     link=LINK,
     recipient={"id": "t-nurse", "name": "刘校医", "role": "nurse"},
-    sms_params=("三年级2班", "张同学", "身体不适", LINK),
+    sms_params=("三年级2班", "张同学", "身体不适", CODE),
 )
 ADDRESS = {"phone": PHONE}
 
@@ -380,7 +381,7 @@ def test_aliyun_delivers_a_verified_request_with_named_params_in_order(client: h
         ("class", "三年级2班"),
         ("name", "张同学"),
         ("category", "身体不适"),
-        ("link", LINK),
+        ("link", CODE),
     ]
     raw = dict(parse_qsl(urlsplit("/?" + server.received[0].raw_query).query))
     assert raw["Signature"] == server.received[0].params["Signature"]
@@ -392,7 +393,7 @@ def test_tencent_delivers_a_verified_request_with_params_in_order(client: httpx.
     expect(result, Outcome.delivered, Reason.ok)
     sent = server.sent[0]
     assert sent["PhoneNumberSet"] == ["+8613800138000"]
-    assert sent["TemplateParamSet"] == ["三年级2班", "张同学", "身体不适", LINK]
+    assert sent["TemplateParamSet"] == ["三年级2班", "张同学", "身体不适", CODE]
     assert sent["SmsSdkAppId"] == APP_ID and sent["TemplateId"] == TENCENT_TEMPLATE
     headers = server.received[0].headers
     assert headers["x-tc-action"] == "SendSms" and headers["x-tc-version"] == "2021-01-11"
@@ -482,13 +483,37 @@ def test_aliyun_refuses_a_reused_nonce_and_a_fresh_one_goes_through(client: http
         )
 
 
-def test_a_link_in_a_plain_variable_is_refused_for_good(client: httpx.Client) -> None:
-    # A template whose link variable was not registered as a link: both vendors refuse the URL.
-    with aliyun_server(link_variables=()) as a_server, tencent_server(link_params=()) as t_server:
-        a_result = aliyun(client, a_server).send(MESSAGE, ADDRESS)
-        t_result = tencent(client, t_server).send(MESSAGE, ADDRESS)
+def with_params(*params: str) -> Message:
+    return Message(**{**MESSAGE.__dict__, "sms_params": params})
+
+
+def test_a_whole_link_in_a_variable_is_refused_for_good(client: httpx.Client) -> None:
+    # Both vendors let a variable carry only a link's parameter: the template holds the fixed part.
+    short_url = "www.x.cn/a"  # within both vendors' length limits: refused as a URL
+    with aliyun_server() as a_server, tencent_server() as t_server:
+        a_result = aliyun(client, a_server).send(with_params("三年级2班", "张同学", "身体不适", short_url), ADDRESS)
+        t_result = tencent(client, t_server).send(with_params("三年级2班", "张同学", "身体不适", short_url), ADDRESS)
     expect(a_result, Outcome.permanent, Reason.client)
     expect(t_result, Outcome.permanent, Reason.client)
+    assert (a_result.vendor_code, t_result.vendor_code) == (
+        "isv.PARAM_NOT_SUPPORT_URL", "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter")
+
+
+def test_a_variable_over_the_vendors_length_is_refused_for_good(client: httpx.Client) -> None:
+    # Alibaba: 35 characters per variable (a Chinese character counts one); Tencent: 12 for an
+    # individually verified account, none for an enterprise one.
+    with aliyun_server() as a_server, tencent_server() as t_server, \
+            tencent_server(max_param_chars=None) as enterprise:
+        at_limit = aliyun(client, a_server).send(with_params("班" * 35, "张同学", "身体不适", CODE), ADDRESS)
+        over = aliyun(client, a_server).send(with_params("班" * 36, "张同学", "身体不适", CODE), ADDRESS)
+        t_over = tencent(client, t_server).send(with_params("班" * 13, "张同学", "身体不适", CODE), ADDRESS)
+        t_enterprise = tencent(client, enterprise).send(with_params("班" * 35, "张同学", "身体不适", CODE), ADDRESS)
+    expect(at_limit, Outcome.delivered, Reason.ok)
+    expect(over, Outcome.permanent, Reason.client)
+    assert over.vendor_code == "isv.PARAM_LENGTH_LIMIT"
+    expect(t_over, Outcome.permanent, Reason.client)
+    assert t_over.vendor_code == "InvalidParameterValue.TemplateParameterLengthLimit"
+    expect(t_enterprise, Outcome.delivered, Reason.ok)
 
 
 def test_a_slow_vendor_is_a_timeout(client: httpx.Client) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import redis
 import yaml
-from conftest import RELAY, ROOT, delete_school_keys
+from conftest import ALLOW_LOOPBACK, RELAY, ROOT, delete_school_keys
 
 with warnings.catch_warnings():  # Starlette's notice that its TestClient will move to httpx2 one day
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -130,7 +130,8 @@ class TrustSchool:
         """The `relay` command against this school's Redis and configuration."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_") and k != "REDIS_URL"}
         env.update(REDIS_URL=str(self.runtime.settings.redis_url), RELAY_SECRET_KEY=SECRET_KEY,
-                   RELAY_CONFIG=str(self.config), RELAY_QUEUE_PREFIX=self.runtime.settings.queue_prefix)
+                   RELAY_CONFIG=str(self.config), RELAY_QUEUE_PREFIX=self.runtime.settings.queue_prefix,
+                   **ALLOW_LOOPBACK)
         return subprocess.run([RELAY, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
 
     def close(self) -> None:

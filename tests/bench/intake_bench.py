@@ -28,6 +28,11 @@ sys.path.insert(0, str(ROOT))
 from relay import tokens  # noqa: E402
 from relay.embedded import EmbeddedRedis, free_port  # noqa: E402
 
+# Its receivers listen on 127.0.0.1: contact URLs may reach loopback here (relay/outbound.py), in this
+# process (which publishes the directory) and in the ones it starts.
+ALLOW_LOOPBACK = {"RELAY_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
+os.environ.update(ALLOW_LOOPBACK)
+
 BIN = Path(sys.executable).parent
 SECRET = "bench-secret-key"
 P0_TEXT = "孩子在学校发烧了，39度"

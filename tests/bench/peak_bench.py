@@ -35,6 +35,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+# Its receivers listen on 127.0.0.1: contact URLs may reach loopback here (relay/outbound.py), in this
+# process (which publishes the directory) and in the ones it starts.
+ALLOW_LOOPBACK = {"RELAY_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
+os.environ.update(ALLOW_LOOPBACK)
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -354,7 +359,8 @@ def main() -> int:  # noqa: C901, PLR0915 - one straight script
     env.update(REDIS_URL=server.url, RELAY_SECRET_KEY=SECRET, RELAY_WEBHOOK_SECRET="peak-webhook",
                RELAY_LOG_LEVEL="warning", RELAY_PUBLIC_URL=f"http://127.0.0.1:{api_ports[0]}",
                # All traffic comes from 127.0.0.1 and a few thousand guardians: measure intake, not the limiter.
-               RELAY_RATE_LIMIT_GUARDIAN="100000000/minute", RELAY_RATE_LIMIT_IP="100000000/minute")
+               RELAY_RATE_LIMIT_GUARDIAN="100000000/minute", RELAY_RATE_LIMIT_IP="100000000/minute",
+               **ALLOW_LOOPBACK)
     env.pop("RELAY_CONFIG", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     logs = work / "logs"

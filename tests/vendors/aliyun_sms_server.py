@@ -7,7 +7,9 @@
 It recomputes the RPC signature from the raw query (sorted, POP percent-encoding, "GET&%2F&",
 HMAC-SHA1 keyed with secret + "&"), checks the access key, the timestamp (15 minutes), nonce reuse,
 the sign name, the template and its variables, and the phone number, and answers with Alibaba's
-codes and HTTP statuses. Like Alibaba, its SignatureDoesNotMatch message quotes the whole string
+codes and HTTP statuses. As Alibaba documents for notification templates, every variable holds at
+most 35 characters (isv.PARAM_LENGTH_LIMIT) and none may carry a URL (isv.PARAM_NOT_SUPPORT_URL):
+a link variable carries only the link's parameter, the template holds the fixed part. Like Alibaba, its SignatureDoesNotMatch message quotes the whole string
 to sign (phone number included), so tests can prove the channel never passes it on.
 Switches: `rate_limit_after`, `fail_next(code)`, `malformed`, `delay`.
 https://help.aliyun.com/zh/sms/developer-reference/api-error-codes
@@ -35,6 +37,7 @@ from .local import LocalServer
 TEMPLATE_VARIABLES = ("class", "name", "category", "link")
 MAINLAND_MOBILE = re.compile(r"^1[3-9]\d{9}$")
 URL = re.compile(r"https?://|www\.", re.IGNORECASE)
+VARIABLE_MAX = 35  # characters, Chinese ones counted as one
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,6 @@ class AliyunSmsServer(LocalServer):
         sign_name: str = "兴城一小",
         template_code: str = "SMS_480001",
         rate_limit_after: int | None = None,
-        link_variables: tuple[str, ...] = ("link",),  # variables registered as links: URLs allowed there
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.access_key_id = access_key_id
@@ -62,7 +64,6 @@ class AliyunSmsServer(LocalServer):
         self.sign_name = sign_name
         self.template_code = template_code
         self.rate_limit_after = rate_limit_after
-        self.link_variables = link_variables
         self.clock = clock
         self.delay = 0.0
         self.malformed = False
@@ -130,7 +131,9 @@ class AliyunSmsServer(LocalServer):
             return _error("isv.INVALID_JSON_PARAM", "JSON参数不合法，只接受字符串值")
         if any(not variables.get(name) for name in TEMPLATE_VARIABLES):
             return _error("isv.TEMPLATE_MISSING_PARAMETERS", "模板变量缺少对应参数值")
-        if any(URL.search(v) for k, v in variables.items() if k not in self.link_variables):
+        if any(len(v) > VARIABLE_MAX for v in variables.values()):
+            return _error("isv.PARAM_LENGTH_LIMIT", "参数超出长度限制")
+        if any(URL.search(v) for v in variables.values()):
             return _error("isv.PARAM_NOT_SUPPORT_URL", "不支持url为变量")
         numbers = params.get("PhoneNumbers", "").split(",")
         if not all(MAINLAND_MOBILE.match(number) for number in numbers):

@@ -8,7 +8,11 @@
 It parses the Authorization header and recomputes the TC3-HMAC-SHA256 signature over the headers
 the client says it signed (content-type and host at least) and the raw body, checks the SecretId,
 the timestamp (5 minutes), the credential date and service, the action, version and region, the
-SdkAppId, sign name, template and its four parameters, and each phone number. Whole-request errors
+SdkAppId, sign name, template and its four parameters, and each phone number. As Tencent documents,
+no parameter may carry a URL (InvalidParameterValue.ProhibitedUseUrlInTemplateParameter: a link's
+fixed part belongs in the template), and an individually verified account's parameter holds at most
+12 characters (InvalidParameterValue.TemplateParameterLengthLimit; `max_param_chars=None` is an
+enterprise account, which has no such limit). Whole-request errors
 come back as {"Response": {"Error": ...}}, per-number ones in SendStatusSet, both with HTTP 200.
 Switches: `rate_limit_after`, `fail_next(code, per_number=...)`, `malformed`, `delay`.
 https://cloud.tencent.com/document/api/382/52075
@@ -60,7 +64,7 @@ class TencentSmsServer(LocalServer):
         sign_name: str = "兴城一小",
         template_id: str = "2000001",
         rate_limit_after: int | None = None,
-        link_params: tuple[int, ...] = (3,),  # 0-based parameters registered as links: URLs allowed there
+        max_param_chars: int | None = 12,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.secret_id = secret_id
@@ -69,7 +73,7 @@ class TencentSmsServer(LocalServer):
         self.sign_name = sign_name
         self.template_id = template_id
         self.rate_limit_after = rate_limit_after
-        self.link_params = link_params
+        self.max_param_chars = max_param_chars
         self.clock = clock
         self.delay = 0.0
         self.malformed = False
@@ -121,7 +125,11 @@ class TencentSmsServer(LocalServer):
             return _error(
                 "FailedOperation.TemplateParamSetNotMatchApprovedTemplate", "params do not match template"
             )
-        if any(URL.search(v) for i, v in enumerate(values) if i not in self.link_params):
+        if self.max_param_chars is not None and any(len(v) > self.max_param_chars for v in values):
+            return _error(
+                "InvalidParameterValue.TemplateParameterLengthLimit", "single template parameter is too long"
+            )
+        if any(URL.search(v) for v in values):
             return _error(
                 "InvalidParameterValue.ProhibitedUseUrlInTemplateParameter", "url in template parameter"
             )
