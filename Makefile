@@ -32,7 +32,7 @@ TRAIN_DATA := tests/data $(wildcard tests/data/corpus)
 # The tuned rules on the dev set, then leave-one-writer-out: rules, model and both, for each writer.
 eval: $(STAMP)
 	$(BIN)/relay eval tests/data/triage_dev.jsonl --quiet
-	$(BIN)/relay eval --by-writer $(CORPUS) --quiet
+	$(BIN)/relay eval --by-writer $(CORPUS) $(if $(wildcard tests/data/corpus/*.jsonl),--also-train tests/data) --quiet
 
 # Retrain the shipped model (routing/models/triage.npz) on every labelled set.
 train: $(STAMP)

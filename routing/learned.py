@@ -55,7 +55,9 @@ class Policy:
     urgency_temperature: float = 1.0
     category_temperature: float = 1.0
     p0_threshold: float = 0.5  # the model says P0 at P(P0) >= this, chosen for P0 recall
-    p1_threshold: float = 1.01  # ... raises to P1 at P(P0) + P(P1) >= this; above 1, never
+    # A P0 from a rule's known phrase stands unless the model finds an emergency less likely than this:
+    # the phrases were tuned on other writers, and on new ones a few fire on look-alikes.
+    rule_p0_floor: float = 0.0
     category_threshold: float = 0.5  # the model's category overrides a rule's phrase from this probability
     fallback_category_threshold: float = 0.0  # ... and the rules' guess when no rule knew a word, from this
 
@@ -140,15 +142,9 @@ class Model:
             return Urgency.P0
         return URGENCIES[int(p[1:].argmax()) + 1]
 
-    def alarm(self, prediction: Prediction) -> Urgency | None:
-        """What the model raises a verdict to, if anything: P0 from its threshold, P1 when P0 and P1
-        together reach theirs. It never raises to P2: telling routine from no action is the rules' job."""
-        p0, p1 = prediction.urgency_probabilities[:2]
-        if p0 >= self.policy.p0_threshold:
-            return Urgency.P0
-        if p0 + p1 >= self.policy.p1_threshold:
-            return Urgency.P1
-        return None
+    def verdict(self, prediction: Prediction) -> Urgency:
+        """The model's urgency (P0 from its threshold, otherwise the likeliest label)."""
+        return prediction.urgency
 
     def strongest(self, prediction: Prediction, label: Urgency | Category, text: str, limit: int = 3) -> list[str]:
         """The stretches of the (normalized) text that pushed most towards `label`, in words a teacher reads:

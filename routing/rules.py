@@ -56,6 +56,7 @@ class Candidate(NamedTuple):
     order: int  # among equally urgent candidates, the lower order wins
     category: Category
     reason: str
+    cautious: bool = False  # P0 by caution (a weak signal, or a symptom whose place is unclear), not a phrase
 
 
 class Context:
@@ -175,7 +176,7 @@ def _medical_live(ctx: Context, hit: Hit, kind: str) -> Candidate:
         return Candidate(P1, 1, Category.medical, f"medical: {term}, sent to school with it{_cue(cue)} → P1")
     if place is Place.school:
         return Candidate(P0, 1, Category.medical, f"medical: {term} at school now{_cue(cue)} → P0")
-    return Candidate(P0, 1, Category.medical, f"medical: {term}, place unclear → higher urgency P0")
+    return Candidate(P0, 1, Category.medical, f"medical: {term}, place unclear → higher urgency P0", cautious=True)
 
 
 def _sent_knowing(ev: Evidence, hit: Hit, cue: Hit | None) -> bool:
@@ -490,7 +491,7 @@ def net(ctx: Context) -> list[Candidate]:
     category = Category.safety if kinds & {"weak_danger", "concern"} else Category.medical
     words = ", ".join(dict.fromkeys(hit.term for hit in live))
     reason = f"uncertain health/safety signal ({words}; {cue.term}) → P0 by caution"
-    return [Candidate(P0, 9, category, reason)]
+    return [Candidate(P0, 9, category, reason, cautious=True)]
 
 
 def spam_marks(ev: Evidence) -> list[str]:

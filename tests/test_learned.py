@@ -48,7 +48,7 @@ def toy_model(policy: learned.Policy | None = None) -> learned.Model:
     bias[_COLUMNS[Category.admin]] = 0.5
     return learned.Model(
         {gram: row for row, gram in enumerate(grams)}, np.ones(len(grams), dtype=np.float32), weights, bias,
-        policy or learned.Policy(p0_threshold=0.6, p1_threshold=0.9, category_threshold=0.9,
+        policy or learned.Policy(p0_threshold=0.6, category_threshold=0.9,
                                  fallback_category_threshold=0.5),
     )
 
@@ -122,19 +122,30 @@ def test_the_model_raises_the_rules_to_p0_and_says_why() -> None:
     assert "no known signal" in result.reasons[2]  # the rules' view stays on record
 
 
-def test_the_model_never_lowers_the_rules() -> None:
+def test_a_rules_known_phrase_p0_stands_unless_the_model_is_near_certain() -> None:
     rules = Classification(P0, Category.safety, ("safety: 打 → P0",))
     model = toy_model(learned.Policy(category_threshold=1.01))  # a rule's phrase keeps its category
     assert decide(rules, model, model.predict("作业"), "作业") == rules
     sure = toy_model(learned.Policy(category_threshold=0.9))
     moved = decide(rules, sure, sure.predict("作业"), "作业")  # 98 % academic: the category moves, not the urgency
     assert (moved.urgency, moved.category) == (P0, Category.academic)
+    doubtful = toy_model(learned.Policy(rule_p0_floor=0.5, category_threshold=1.01))
+    assert doubtful.predict("作业").probability(P0) < 0.5
+    assert decide(rules, doubtful, doubtful.predict("作业"), "作业").urgency is P2
 
 
-def test_the_model_never_raises_to_p2_or_p3() -> None:
+def test_a_cautious_rule_p0_yields_to_the_model() -> None:
+    cautious = Classification(P0, Category.medical, ("uncertain health/safety signal → P0 by caution",), True, True)
+    model = toy_model()
+    result = decide(cautious, model, model.predict("作业"), "作业")
+    assert result.urgency is P2 and result.reasons[0].startswith("模型判断：常规 P2")
+    assert any("by caution" in reason for reason in result.reasons)  # the rules' view stays on record
+
+
+def test_below_p0_the_model_reads_the_urgency() -> None:
     rules = Classification(P3, Category.feedback, ("no action: 谢谢 → P3",))
     model = toy_model()
-    assert decide(rules, model, model.predict("作业"), "作业").urgency is P3
+    assert decide(rules, model, model.predict("作业"), "作业").urgency is P2
 
 
 def test_below_the_threshold_the_model_does_not_raise() -> None:
