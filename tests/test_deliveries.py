@@ -266,3 +266,15 @@ def test_the_ttl_and_the_event_names_are_written_once() -> None:
     assert ttl == ["relay/deliveries.py"]
     names = [str(p.relative_to(ROOT)) for p in relay_sources() if '"request.' in p.read_text(encoding="utf-8")]
     assert names == ["relay/notice_events.py"]
+
+
+def test_the_weekly_report_reads_dead_letters_through_the_typed_record(place: Place) -> None:
+    from relay import report
+
+    week = (1767225600.0, 1767225600.0 + 7 * 86400)
+    inside = dict(OLD_RECORDS[4], school_id=place.school_id, created_at=week[0] + 60)
+    before = dict(OLD_RECORDS[4], school_id=place.school_id, event_id="r0.urgent.0.aa", created_at=week[0] - 60)
+    for raw in (json.dumps(before), "not a delivery", json.dumps(inside)):
+        place.connection.lpush(f"relay:{place.school_id}:deadletters", raw)
+
+    assert report._dead_letters(place.connection, place.school_id, *week) == [inside]
