@@ -81,6 +81,8 @@ class Message:
     request: Mapping[str, Any] = field(default_factory=dict)
     # The urgent-alert SMS template's parameters, in order: class, masked name, category words, link.
     sms_params: tuple[str, ...] = ()
+    # A parent's status message: the request's state in a word (已受理, 已分配, 已回复), from relay's event table.
+    status: str | None = None
 
 
 class Channel(Protocol):

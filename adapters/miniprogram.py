@@ -20,7 +20,7 @@ given, WeChat answers 43101, which is permanent for this recipient and never ret
 Template data (DEFAULT_FIELDS; the template chosen in the mini-program console decides the real
 keys, and `fields=` maps our parts onto them; a key's prefix decides how its value is fitted):
     thing1  事项  message.title            thing: at most 20 characters, cut with "…"
-    phrase2 状态  STATUS_WORDS[event]      phrase: at most 5 Chinese characters (已受理 / 已分配 / 已回复 ...)
+    phrase2 状态  message.status, else STATUS_WORDS[event]   phrase: at most 5 Chinese characters (已受理 / 已分配 ...)
     thing3  备注  message.body             ("王老师已接手，今天16:00前回复")
     time4   时间  message.sent_at          time: "2026年11月25日 10:00"
 
@@ -96,6 +96,7 @@ LOGIN_ERRORS: dict[int, Reason] = {
     40243: Reason.auth,
 }
 REFRESH_AHEAD = 300.0
+# For a message that does not carry its status word (relay's parent notices do, from its event table).
 STATUS_WORDS: dict[str, str] = {
     "request.created": "已受理",
     "request.received": "已受理",
@@ -139,7 +140,7 @@ def fit(key: str, value: str) -> str:
 def template_data(message: Message, fields: Mapping[str, str] = DEFAULT_FIELDS) -> dict[str, dict[str, str]]:
     parts = {
         "title": message.title,
-        "status": STATUS_WORDS.get(message.event, "处理中"),
+        "status": message.status or STATUS_WORDS.get(message.event, "处理中"),
         "note": message.body,
         "time": message.sent_at,
     }

@@ -12,6 +12,7 @@ from typing import Any
 
 from relay import audit, clock, store
 from relay.log import log
+from relay.notice_events import Event
 from relay.notices import parent_can_hear, queue_notice, queue_parent_notice
 from relay.runtime import Runtime
 from relay.sla import arm_reminder, stop_reminders
@@ -41,9 +42,9 @@ def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, sta
     if via in ("api", "link", "page") and record.urgency in ("P0", "P1"):
         # The person who acknowledged an urgent request hears that it is theirs now ("已确认，由您处理");
         # for routine ones the page they acted on says so, and a message would only add noise.
-        queue_notice(pipe, runtime, record, staff_id, "acknowledger", "request.ack_confirmed")
-    if tell_parent and parent_can_hear(runtime, record):
-        queue_parent_notice(pipe, runtime, record, "request.assigned", extra={"owner_id": staff_id})
+        queue_notice(pipe, runtime, record, staff_id, "acknowledger", Event.ack_confirmed)
+    if tell_parent and parent_can_hear(runtime.redis, runtime, record):
+        queue_parent_notice(pipe, runtime, record, Event.assigned, owner_id=staff_id)
     arm_reminder(pipe, school, record)
     return True
 
@@ -80,10 +81,10 @@ def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> R
         if record.owner != staff_id:
             add_timeline(pipe, record, "claimed", now_in(record), by=staff_id, previous_owner=record.owner)
             record.owner = staff_id
-            if not first and parent_can_hear(runtime, record):
+            if not first and parent_can_hear(runtime.redis, runtime, record):
                 # Someone else has it now: the parent hears the new name (the step is the moment, in ms).
-                queue_parent_notice(pipe, runtime, record, "request.assigned", step=int(clock.now() * 1000),
-                                    extra={"owner_id": staff_id})
+                queue_parent_notice(pipe, runtime, record, Event.assigned, step=int(clock.now() * 1000),
+                                    owner_id=staff_id)
 
     return _run(runtime, school, request_id, change)
 
@@ -98,10 +99,10 @@ def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text
         record.replies.append({"at": at, "by": staff_id, "text": text})
         record.status = Status.answered
         add_timeline(pipe, record, "replied", at, by=staff_id, text=text)
-        if parent_can_hear(runtime, record):
+        if parent_can_hear(runtime.redis, runtime, record):
             # One message per reply: the step is the reply's number.
-            queue_parent_notice(pipe, runtime, record, "request.answered", step=len(record.replies),
-                                extra={"owner_id": staff_id})
+            queue_parent_notice(pipe, runtime, record, Event.answered, step=len(record.replies),
+                                owner_id=staff_id)
 
     return _run(runtime, school, request_id, change)
 
@@ -148,6 +149,6 @@ def reassign(
         add_timeline(pipe, record, "reassigned", now_in(record), by=staff_id, owner=to, previous_owner=previous,
                      reason=reason)
         # Each reassignment is its own notification: the step is the moment, in ms.
-        queue_notice(pipe, runtime, record, to, "owner", "request.reassigned", step=int(clock.now() * 1000))
+        queue_notice(pipe, runtime, record, to, "owner", Event.reassigned, step=int(clock.now() * 1000))
 
     return _run(runtime, school, request_id, change)

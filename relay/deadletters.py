@@ -1,7 +1,7 @@
 """Dead letters: notifications that exhausted every contact and retry, kept per school for an operator.
 
 `relay:{school}:deadletters` is a list of delivery records (JSON, newest first), pushed by
-`relay.jobs._finish` when a delivery fails for good. An operator lists and shows them, fixes
+`relay.deliveries.finish` when a delivery fails for good. An operator lists and shows them, fixes
 the cause (a wrong phone number, a lapsed vendor credential), then either redrives one or
 drops it. A redrive sends the *same* event id again, from the person's first contact, so a
 receiver that did get it after all drops the duplicate. Each change is one transaction that
@@ -10,7 +10,6 @@ also writes the request's timeline; the delivery job is enqueued in that same EX
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,50 +17,39 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from relay import clock, keys
-from relay.notices import enqueue_delivery
+from relay import deliveries, keys
+from relay.deliveries import Delivery
 from relay.runtime import Runtime
 from relay.store import RequestRecord, add_timeline, load, load_timeline, now_in, text
-from relay.timers import arm, deliver_timer
-
-DELIVERY_TTL_SECONDS = 30 * 86400  # as relay.jobs keeps delivery records
 
 # Run inside the MULTI that removes the letter: (pipeline, the delivery record, its request if still stored).
-Then = Callable[[Pipeline, dict[str, Any], RequestRecord | None], None]
+Then = Callable[[Pipeline, Delivery, RequestRecord | None], None]
 
 
 @dataclass(frozen=True)
 class DeadLetter:
     school_id: str
-    delivery: dict[str, Any]
+    delivery: Delivery
 
     @property
     def event_id(self) -> str:
-        return str(self.delivery["event_id"])
+        return self.delivery.event_id
 
     def summary(self) -> dict[str, Any]:
         """What `list` prints: ids and states, never message text."""
         d = self.delivery
         return {
             "school_id": self.school_id,
-            "event_id": d["event_id"],
-            "request_id": d.get("request_id"),
-            "staff_id": d.get("staff_id"),
-            **({"guardian_id": d["guardian_id"]} if "guardian_id" in d else {}),  # a parent notice
-            "event": d.get("event"),
-            "urgency": d.get("urgency"),
-            "attempt": d.get("attempt"),
-            "contact_index": d.get("contact_index"),
-            "redrives": d.get("redrives", 0),
+            "event_id": d.event_id,
+            "request_id": d.request_id,
+            "staff_id": d.staff_id,
+            **({"guardian_id": d.guardian_id} if d.for_guardian else {}),  # a parent notice
+            "event": d.event.value,
+            "urgency": d.urgency.value,
+            "attempt": d.attempt,
+            "contact_index": d.contact_index,
+            "redrives": d.redrives or 0,
         }
-
-
-def _parse(raw: bytes | str) -> dict[str, Any] | None:
-    try:
-        delivery = json.loads(raw)
-    except ValueError:
-        return None
-    return delivery if isinstance(delivery, dict) and "event_id" in delivery else None
 
 
 def schools(connection: redis.Redis, school_id: str | None = None) -> list[str]:
@@ -75,7 +63,7 @@ def letters(connection: redis.Redis, school_id: str) -> list[DeadLetter]:
     """A school's dead letters, newest first."""
     found = []
     for raw in connection.lrange(keys.dead_letters(school_id), 0, -1):
-        delivery = _parse(raw)
+        delivery = deliveries.parse(raw)
         if delivery is not None:
             found.append(DeadLetter(school_id, delivery))
     return found
@@ -90,11 +78,10 @@ def show(connection: redis.Redis, school_id: str, event_id: str) -> dict[str, An
     letter = find(connection, school_id, event_id)
     if letter is None:
         return None
-    request_id = letter.delivery.get("request_id")
-    history = load_timeline(connection, school_id, request_id) if request_id else []
+    history = load_timeline(connection, school_id, letter.delivery.request_id)
     return {
         "school_id": school_id,
-        "delivery": letter.delivery,
+        "delivery": letter.delivery.document(),
         "history": [entry for entry in history if entry.get("event_id") == event_id],
     }
 
@@ -103,28 +90,27 @@ def _take(connection: redis.Redis, school_id: str, event_id: str, then: Then) ->
     """Remove every copy of `event_id` from the list and run `then(pipe, delivery)` in the same EXEC.
 
     WATCH on the list and the delivery record: if a worker pushes a letter or rewrites the
-    record meanwhile, the whole step is read again.
+    record meanwhile, the whole step is read again. Returns the delivery as it is stored after the step.
     """
     list_key = keys.dead_letters(school_id)
-    delivery_key = keys.delivery(school_id, event_id)
     with connection.pipeline(transaction=True) as pipe:
         while True:
             try:
-                pipe.watch(list_key, delivery_key)
-                raws = [raw for raw in pipe.lrange(list_key, 0, -1)
-                        if (_parse(raw) or {}).get("event_id") == event_id]
-                if not raws:
+                pipe.watch(list_key)
+                deliveries.watch(pipe, school_id, event_id)
+                found = [(raw, d) for raw in pipe.lrange(list_key, 0, -1)
+                         if (d := deliveries.parse(raw)) is not None and d.event_id == event_id]
+                if not found:
                     pipe.unwatch()
                     return None
-                delivery = _parse(raws[0])
-                assert delivery is not None
-                record = load(pipe, school_id, str(delivery.get("request_id")))
+                delivery = found[0][1]
+                record = load(pipe, school_id, delivery.request_id)
                 pipe.multi()
-                for raw in {text(r) for r in raws}:
+                for raw in {text(raw) for raw, _ in found}:
                     pipe.lrem(list_key, 0, raw)
                 then(pipe, delivery, record)
                 pipe.execute()
-                return delivery
+                return delivery.document()
             except redis.WatchError:
                 continue
 
@@ -132,15 +118,13 @@ def _take(connection: redis.Redis, school_id: str, event_id: str, then: Then) ->
 def redrive(runtime: Runtime, school_id: str, event_id: str) -> dict[str, Any] | None:
     """Send a dead letter again: state pending, attempt 0, first contact, same event id. None: no such letter."""
 
-    def requeue(pipe: Pipeline, delivery: dict[str, Any], record: RequestRecord | None) -> None:
-        delivery.update(state="pending", attempt=0, contact_index=0, redrives=delivery.get("redrives", 0) + 1)
-        pipe.set(keys.delivery(school_id, event_id), json.dumps(delivery), ex=DELIVERY_TTL_SECONDS)
-        # The watchdog, as at intake: if the worker that takes it dies, the timer hands it to another.
-        arm(pipe, school_id, deliver_timer(event_id), clock.now() + runtime.settings.delivery_lease_seconds)
+    def requeue(pipe: Pipeline, delivery: Delivery, record: RequestRecord | None) -> None:
+        delivery.redriven()
+        # Record, watchdog and job, as at intake: if the worker that takes it dies, the timer hands it to another.
+        deliveries.requeue(pipe, runtime, delivery)
         if record is not None:
             add_timeline(pipe, record, "delivery_redriven", now_in(record), event_id=event_id,
-                         to=delivery.get("staff_id") or delivery.get("guardian_id"), redrives=delivery["redrives"])
-        enqueue_delivery(pipe, runtime.queue_for(str(delivery.get("urgency", "P2"))), school_id, event_id)
+                         to=delivery.recipient_id, redrives=delivery.redrives)
 
     return _take(runtime.redis, school_id, event_id, requeue)
 
@@ -148,9 +132,9 @@ def redrive(runtime: Runtime, school_id: str, event_id: str) -> dict[str, Any] |
 def drop(connection: redis.Redis, school_id: str, event_id: str) -> dict[str, Any] | None:
     """Forget a dead letter (its delivery record stays `failed`). None: no such letter."""
 
-    def note(pipe: Pipeline, delivery: dict[str, Any], record: RequestRecord | None) -> None:
+    def note(pipe: Pipeline, delivery: Delivery, record: RequestRecord | None) -> None:
         if record is not None:
             add_timeline(pipe, record, "dead_letter_dropped", now_in(record), event_id=event_id,
-                         to=delivery.get("staff_id") or delivery.get("guardian_id"))
+                         to=delivery.recipient_id)
 
     return _take(connection, school_id, event_id, note)

@@ -18,6 +18,7 @@ from rq import Queue
 
 from relay import changes, clock, keys, metrics
 from relay.log import log
+from relay.notice_events import Event
 from relay.notices import parent_can_hear, queue_notice, queue_parent_notice
 from relay.retriage import PARENT_MARKED
 from relay.runtime import URGENT, Runtime
@@ -44,7 +45,7 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # relay/second_opinion.py, named rather than imported: the API process never calls a model itself.
 SECOND_OPINION_JOB = "relay.second_opinion.ask"
 
-NOTICE_EVENT = {Urgency.P0: "request.urgent"}
+NOTICE_EVENT = {Urgency.P0: Event.urgent}
 
 
 class IdempotencyMismatch(Exception):
@@ -128,7 +129,7 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                     for s in routing.escalation],
         directory_version=version,
     )
-    event = NOTICE_EVENT.get(classification.urgency, "request.created")
+    event = NOTICE_EVENT.get(classification.urgency, Event.created)
     # Teachers' evenings: routine notifications out of hours wait for the next school day's digest.
     held_until = None
     if classification.urgency in (Urgency.P2, Urgency.P3):
@@ -144,7 +145,7 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
         if joined is not None:
             return joined, Outcome.joined
 
-    tell_parent = parent_can_hear(runtime, record)
+    tell_parent = parent_can_hear(r, runtime, record)  # a plain read, before the transaction
 
     with r.pipeline(transaction=True) as pipe:
         while True:
@@ -166,10 +167,10 @@ def submit(runtime: Runtime, school: School, version: int, student: Student, sub
                     if held_until is not None:
                         hold_for_digest(pipe, record, notice.staff_id, held_until)
                         continue
-                    why_event = "request.fyi" if notice.why == "homeroom" else event
+                    why_event = Event.fyi if notice.why == "homeroom" else event
                     queue_notice(pipe, runtime, record, notice.staff_id, notice.why, why_event)
                 if tell_parent:
-                    queue_parent_notice(pipe, runtime, record, "request.received")
+                    queue_parent_notice(pipe, runtime, record, Event.received)
                 write_request(pipe, record)
                 for entry in first_timeline(record, [n.staff_id for n in routing.notify_now]):
                     pipe.rpush(keys.timeline(school.id, record.id), json.dumps(entry, ensure_ascii=False))
@@ -242,7 +243,7 @@ def _join_open_emergency(
              "reasons": ["家长在紧急请求未办结时再次发来紧急消息，已并入本请求"]}, ensure_ascii=False))
         if record.parent_updates == 1:
             for staff_id in dict.fromkeys([record.owner, *(n.staff_id for n in routing.notify_now)]):
-                queue_notice(pipe, runtime, record, staff_id, "parent_update", "request.parent_update", step=1)
+                queue_notice(pipe, runtime, record, staff_id, "parent_update", Event.parent_update, step=1)
         if idem_key:
             pipe.set(idem_key, json.dumps({"request_id": record.id, "digest": sub.digest()}),
                      ex=IDEMPOTENCY_TTL_SECONDS)

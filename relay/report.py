@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from relay import keys
+from relay import deadletters, keys
 from relay.store import RequestRecord, text
 from routing.directory import Role, School
 
@@ -179,15 +179,8 @@ def _tally(row: Row, line: Line) -> None:
 
 
 def _dead_letters(connection: redis.Redis, school_id: str, start: float, end: float) -> list[dict[str, Any]]:
-    letters = []
-    for raw in connection.lrange(keys.dead_letters(school_id), 0, -1):
-        try:
-            letter = json.loads(text(raw))
-        except ValueError:
-            continue
-        if isinstance(letter, dict) and start <= float(letter.get("created_at") or 0) < end:
-            letters.append(letter)
-    return letters
+    return [letter.delivery.document() for letter in deadletters.letters(connection, school_id)
+            if start <= letter.delivery.created_at < end]
 
 
 def build(connection: redis.Redis, school: School, start: dt.date, now: dt.datetime) -> WeekReport:

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 import redis
 
-from relay import audit, clock, keys
+from relay import audit, clock, deliveries, keys
 from relay.log import log
 from relay.runtime import Runtime, get_runtime
 from relay.store import RequestRecord, text
@@ -43,9 +43,7 @@ def forget(connection: redis.Redis, school_id: str, records: list[RequestRecord]
         return 0
     ids = {r.id for r in records}
     # Delivery records and timers are keyed by event ids that begin with the request id.
-    prefix = keys.delivery(school_id, "")
-    deliveries = [k for k in connection.scan_iter(match=prefix + "*", count=1000)
-                  if text(k)[len(prefix):].split(".", 1)[0] in ids]
+    stored = deliveries.stored_for(connection, school_id, ids)
     timers = [t for t in (text(m) for m in connection.zrange(keys.timers(school_id), 0, -1))
               if _timer_request(t) in ids]
     with connection.pipeline(transaction=True) as pipe:
@@ -53,8 +51,7 @@ def forget(connection: redis.Redis, school_id: str, records: list[RequestRecord]
             pipe.delete(keys.request(school_id, record.id), keys.timeline(school_id, record.id))
             pipe.zrem(keys.open_requests(school_id), record.id)
             pipe.zrem(keys.guardian_requests(school_id, record.guardian_id), record.id)
-        for key in deliveries:
-            pipe.delete(key)
+        deliveries.forget(pipe, stored)
         if timers:
             pipe.zrem(keys.timers(school_id), *timers)
         pipe.execute()

@@ -19,6 +19,7 @@ import redis
 
 from relay import audit, clock, keys
 from relay.log import log
+from relay.notice_events import Event
 from relay.notices import queue_notice
 from relay.runtime import Runtime
 from relay.sla import stop_reminders
@@ -86,7 +87,7 @@ def _replan(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, 
                  category_from=before_category.value, category=change.category.value)
     if change.urgency is Urgency.P0 and raising:
         for notice in routing.notify_now:
-            queue_notice(pipe, runtime, record, notice.staff_id, notice.why, "request.urgent")
+            queue_notice(pipe, runtime, record, notice.staff_id, notice.why, Event.urgent)
     if record.status is Status.received and routing.escalation:
         arm(pipe, record.school_id, escalate_timer(record.id, 1), routing.escalation[0].due_at.timestamp())
     return True

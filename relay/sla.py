@@ -7,17 +7,18 @@ one transaction with the timer it answers; running it twice does nothing more.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import redis
 
-from relay import clock, keys, metrics, store
+from relay import clock, deliveries, keys, metrics, store
+from relay.deliveries import Delivery, event_id
 from relay.log import log
-from relay.notices import STOPPED_BY_ACK, enqueue_delivery, event_id, queue_notice
+from relay.notice_events import Event
+from relay.notices import queue_notice
 from relay.runtime import Runtime, get_runtime
 from relay.store import RequestRecord, Status, add_timeline, now_in, text
-from relay.timers import arm, deliver_timer, digest_timer, disarm, fallback_timer, remind_timer
+from relay.timers import arm, digest_timer, disarm, fallback_timer, remind_timer
 from routing.directory import Role, School
 from routing.labels import Urgency
 from routing.outbreak import contagious_kind, is_contagious
@@ -57,7 +58,7 @@ def remind(school_id: str, rest: str) -> str:
         add_timeline(pipe, record, "reminded" if step == 1 else "escalated_no_update", now_in(record),
                      step=step, notify=targets)
         for staff_id in targets:
-            queue_notice(pipe, runtime, record, staff_id, "reminder", "request.reminder", step)
+            queue_notice(pipe, runtime, record, staff_id, "reminder", Event.reminder, step)
         if step == 1:
             arm_reminder(pipe, current[1], record, step=2)
         return "reminded"
@@ -73,46 +74,41 @@ def fallback(school_id: str, first_event_id: str) -> str:
     runtime = get_runtime()
     r = runtime.redis
     timer_id = fallback_timer(first_event_id)
-    raw = r.get(keys.delivery(school_id, first_event_id))
-    if raw is None:
+    first = deliveries.load(r, school_id, first_event_id)
+    if first is None:
         disarm(r, school_id, timer_id)
         return "unknown"
-    delivery = json.loads(raw)
-    next_id = f"{first_event_id}.next"
-    next_key = keys.delivery(school_id, next_id)
+    nxt = first.fallback()
     with r.pipeline(transaction=True) as pipe:
         while True:
             try:
                 # The next delivery, its job and the timer's removal go in one EXEC: a worker killed half-way
                 # leaves the timer armed (it fires again after the lease), never a fallback half made.
-                pipe.watch(next_key, keys.request(school_id, delivery["request_id"]))
-                record = store.load(pipe, school_id, delivery["request_id"])
+                deliveries.watch(pipe, school_id, nxt.event_id)
+                pipe.watch(keys.request(school_id, first.request_id))
+                record = store.load(pipe, school_id, first.request_id)
                 outcome = "stale" if record is None or record.acknowledged else None
-                if outcome is None and pipe.exists(next_key):
+                if outcome is None and deliveries.exists(pipe, school_id, nxt.event_id):
                     outcome = "duplicate"  # a duplicate firing finds the next delivery already there
                 pipe.multi()
                 disarm(pipe, school_id, timer_id)
                 if record is not None and outcome is None:
-                    nxt = dict(delivery, event_id=next_id, contact_index=delivery["contact_index"] + 1,
-                               attempt=0, state="pending", created_at=clock.now())
-                    pipe.set(next_key, json.dumps(nxt), ex=30 * 86400)
-                    arm(pipe, school_id, deliver_timer(next_id), clock.now() + runtime.settings.delivery_lease_seconds)
-                    add_timeline(pipe, record, "fallback_unacknowledged", now_in(record), event_id=next_id,
-                                 to=delivery["staff_id"], contact_index=nxt["contact_index"])
-                    enqueue_delivery(pipe, runtime.queue_for(record.urgency), school_id, next_id)
+                    add_timeline(pipe, record, "fallback_unacknowledged", now_in(record), event_id=nxt.event_id,
+                                 to=first.recipient_id, contact_index=nxt.contact_index)
+                    deliveries.queue(pipe, runtime, nxt)
                 pipe.execute()
                 return outcome or "fallback"
             except redis.WatchError:
                 continue
 
 
-def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, delivery: dict[str, Any]) -> None:
-    if delivery["event"] not in STOPPED_BY_ACK or "staff_id" not in delivery:
+def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, delivery: Delivery) -> None:
+    if not delivery.stopped_by_ack or delivery.for_guardian:
         return  # parent notices have one contact and are not stopped by an ack
-    staff = school.staff_member(delivery["staff_id"])
-    more = staff is not None and delivery["contact_index"] + 1 < len(staff.contacts)
-    if record.urgency == "P0" and delivery["event"] in STOPPED_BY_ACK and more:
-        arm(pipe, school.id, fallback_timer(delivery["event_id"]), clock.now() + runtime.settings.fallback_after_seconds)
+    staff = school.staff_member(delivery.recipient_id)
+    more = staff is not None and delivery.contact_index + 1 < len(staff.contacts)
+    if record.urgency == "P0" and more:
+        arm(pipe, school.id, fallback_timer(delivery.event_id), clock.now() + runtime.settings.fallback_after_seconds)
 
 
 # --- the morning digest: routine notifications out of hours wait for the school day -----------
@@ -154,17 +150,11 @@ def digest(school_id: str, staff_id: str) -> str:
 
 def _queue_digest(pipe: Any, runtime: Runtime, school_id: str, staff_id: str, waiting: list[RequestRecord]) -> None:
     first = waiting[0]
-    eid = event_id(first.id, "request.digest", int(clock.now()), staff_id)
-    delivery = {
-        "event_id": eid, "school_id": school_id, "request_id": first.id, "staff_id": staff_id, "why": "digest",
-        "event": "request.digest", "urgency": first.urgency, "contact_index": 0, "attempt": 0, "state": "pending",
-        "created_at": clock.now(), "request_ids": [rec.id for rec in waiting],
-    }
-    pipe.set(keys.delivery(school_id, eid), json.dumps(delivery), nx=True, ex=30 * 86400)
-    arm(pipe, school_id, deliver_timer(eid), clock.now() + runtime.settings.delivery_lease_seconds)
+    eid = event_id(first.id, Event.digest, int(clock.now()), staff_id)
+    deliveries.queue(pipe, runtime, deliveries.new(first, eid, Event.digest, "digest", staff_id=staff_id,
+                                                   request_ids=[rec.id for rec in waiting]))
     for rec in waiting:
         add_timeline(pipe, rec, "digest_sent", now_in(rec), to=staff_id, event_id=eid)
-    enqueue_delivery(pipe, runtime.queue_for(first.urgency), school_id, eid)
 
 
 # --- outbreaks: contagious reports from one class, grouped for the nurse and the principal --
@@ -223,9 +213,10 @@ def outbreak_check(school_id: str, class_id: str) -> str:
                     return "already"
                 pipe.multi()
                 pipe.set(alerted, len(ids), ex=int(window))
-                note = {"count": len(ids), "window_s": window, "symptom": contagious_kind(record.text) or "症状"}
+                symptom = contagious_kind(record.text) or "症状"
                 for staff_id in targets:
-                    queue_notice(pipe, runtime, record, staff_id, "outbreak", "request.outbreak", int(now), extra=note)
+                    queue_notice(pipe, runtime, record, staff_id, "outbreak", Event.outbreak, int(now),
+                                 count=len(ids), window_s=window, symptom=symptom)
                 add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets)
                 pipe.execute()
                 break

@@ -240,13 +240,15 @@ def lease_database(url: str) -> tuple[str, Callable[[], None]] | None:
     CI jobs) would fire each other's retries and escalations into their own queues, signed with
     their own webhook secret. A database of one's own keeps each session's timers to its workers.
     """
-    shared = redis.Redis.from_url(url)
+    # The leases live in database 0 whatever `url` names: a module that leases a second database from its
+    # session's (test_channels_e2e) must see every other session's leases, not an empty key space.
+    base_db = int(redis.Redis.from_url(url).connection_pool.connection_kwargs.get("db", 0))
+    parts = urlsplit(url)
+    shared = redis.Redis.from_url(urlunsplit((parts.scheme, parts.netloc, "/0", parts.query, parts.fragment)))
     token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-    base_db = int(shared.connection_pool.connection_kwargs.get("db", 0))
     for db in range(1, 16):
         if db == base_db or not shared.set(LEASE_KEY.format(db), token, nx=True, ex=2 * 3600):
             continue
-        parts = urlsplit(url)
         leased = urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
         if not embedded.reachable(leased):  # a server (or proxy) with one database only
             shared.eval(_RELEASE, 1, LEASE_KEY.format(db), token)

@@ -12,6 +12,7 @@ import statistics
 from collections import Counter, defaultdict
 from typing import Any
 
+from relay.notice_events import Event
 from relay.replay.harness import Replay
 from relay.replay.receiver import Notification
 from routing.calendar import SchoolCalendar
@@ -19,8 +20,8 @@ from routing.directory import Role
 
 URGENCIES = ("P0", "P1", "P2", "P3")
 EVENING = 20  # the hour from which a message in a class chat is an evening message
-FIRST_ALERTS = ("request.urgent", "request.created", "request.fyi")
-OWN_ACK = "request.ack_confirmed"  # "已确认，由您处理": the answer to one's own acknowledgement, not an alert
+FIRST_ALERTS = (Event.urgent, Event.created, Event.fyi)
+OWN_ACK = Event.ack_confirmed  # "已确认，由您处理": the answer to one's own acknowledgement, not an alert
 
 
 def _at(iso_text: str | None) -> dt.datetime | None:
@@ -246,7 +247,7 @@ def build(replay: Replay) -> dict[str, Any]:
         "notifications": notifications,
         "held_for_morning": {
             "requests": sum(1 for t in timelines if any(e.get("kind") == "digest_sent" for e in t)),
-            "digests": sum(1 for n in replay.notifications if n.event == "request.digest"),
+            "digests": sum(1 for n in replay.notifications if n.event == Event.digest),
         },
         "p0": p0,
         "promises": _promises(replay),
