@@ -19,6 +19,7 @@ from relay.sla import arm_reminder, stop_reminders
 from relay.store import Conflict, RequestRecord, Status, add_timeline, now_in
 from relay.timers import disarm, escalate_timer
 from routing.directory import School
+from routing.labels import Urgency
 
 
 def _stop_escalation(pipe: Any, record: RequestRecord) -> None:
@@ -39,7 +40,7 @@ def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, sta
     record.acknowledged_by = staff_id
     _stop_escalation(pipe, record)
     add_timeline(pipe, record, "acknowledged", at, by=staff_id, via=via)
-    if via in ("api", "link", "page") and record.urgency in ("P0", "P1"):
+    if via in ("api", "link", "page") and record.urgency in (Urgency.P0, Urgency.P1):
         # The person who acknowledged an urgent request hears that it is theirs now ("已确认，由您处理");
         # for routine ones the page they acted on says so, and a message would only add noise.
         queue_notice(pipe, runtime, record, staff_id, "acknowledger", Event.ack_confirmed)

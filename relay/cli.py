@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from routing.labels import Urgency
+
 if TYPE_CHECKING:
     from routing.calendar import SchoolCalendar
     from routing.directory import School
@@ -323,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     calendar.set_defaults(func=cmd_calendar)
 
     eta = sub.add_parser("eta", help="due times and the parent's words for a request")
-    eta.add_argument("--urgency", required=True, choices=["P0", "P1", "P2", "P3"])
+    eta.add_argument("--urgency", required=True, choices=[u.value for u in Urgency])
     eta.add_argument("--at", required=True)
     eta.add_argument("--school")
     eta.add_argument("--config")

@@ -22,6 +22,7 @@ from relay.sessions import SignedIn, StaffSession, checked_form
 from relay.store import Conflict, RequestRecord
 from relay.web import lang_of, render
 from routing.directory import Role, School
+from routing.labels import Category, Urgency
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,7 +33,7 @@ ARRIVED_NOTE = "已到场"
 def for_nurse(school: School, record: RequestRecord) -> bool:
     """P0 health requests, and any request a nurse owns or an escalation step already called a nurse to."""
     nurses = {s.id for s in school.with_role(Role.nurse)}
-    if record.urgency == "P0" and record.category == "medical":
+    if record.urgency == Urgency.P0 and record.category == Category.medical:
         return True
     if record.owner in nurses:
         return True

@@ -21,8 +21,9 @@ import redis
 from relay import deadletters, keys
 from relay.store import RequestRecord, text
 from routing.directory import Role, School
+from routing.labels import Urgency
 
-URGENCIES = ("P0", "P1", "P2", "P3")
+URGENCIES = tuple(Urgency)
 CATEGORIES = ("medical", "safety", "attendance", "pickup", "academic", "admin", "feedback", "other")
 LIST_LIMIT = 50  # overdue and escalated requests shown by name; the CSV has them all
 
@@ -92,7 +93,7 @@ class WeekReport:
     now: dt.datetime
     lines: list[Line]
     by_category: dict[str, Counter[str]]  # category -> urgency -> count
-    by_urgency: dict[str, Row]
+    by_urgency: dict[Urgency, Row]
     per_teacher: list[Row]
     by_day: dict[str, Counter[str]]  # date -> urgency -> count
     held_by_day: Counter[str]

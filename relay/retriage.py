@@ -70,7 +70,7 @@ def _replan(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, 
 
     for step in range(1, len(record.escalation) + 1):
         disarm(pipe, record.school_id, escalate_timer(record.id, step))
-    record.urgency, record.category = change.urgency.value, change.category.value
+    record.urgency, record.category = change.urgency, change.category
     record.reasons = list(reasons)
     record.ack_due_at = iso(routing.ack_due_at) if routing.ack_due_at else None
     record.resolve_due_at = iso(routing.resolve_due_at) if routing.resolve_due_at else None

@@ -11,6 +11,7 @@ from rq import Queue
 
 from relay.directory import Directories
 from relay.settings import Settings, get_settings
+from routing.labels import Urgency
 
 if TYPE_CHECKING:
     from relay.channels import Channels
@@ -42,9 +43,9 @@ class Runtime:
         }
 
     def queue_for(self, urgency: str) -> Queue:
-        if urgency == "P0":
+        if urgency == Urgency.P0:
             return self.queues[EMERGENCY]
-        return self.queues[URGENT if urgency == "P1" else ROUTINE]
+        return self.queues[URGENT if urgency == Urgency.P1 else ROUTINE]
 
     @cached_property
     def channels(self) -> Channels:

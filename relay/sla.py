@@ -107,7 +107,7 @@ def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRec
         return  # parent notices have one contact and are not stopped by an ack
     staff = school.staff_member(delivery.recipient_id)
     more = staff is not None and delivery.contact_index + 1 < len(staff.contacts)
-    if record.urgency == "P0" and more:
+    if record.urgency == Urgency.P0 and more:
         arm(pipe, school.id, fallback_timer(delivery.event_id), clock.now() + runtime.settings.fallback_after_seconds)
 
 

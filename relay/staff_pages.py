@@ -20,11 +20,12 @@ from relay.sessions import SignedIn, StaffSession, checked_form
 from relay.store import Conflict, RequestRecord, Status
 from relay.web import lang_of, render
 from routing.directory import Role
+from routing.labels import Urgency
 
 router = APIRouter(include_in_schema=False)
 
 SCOPES = ("school", "mine", "classes")
-URGENCIES = ("P0", "P1", "P2", "P3")
+URGENCIES = tuple(Urgency)
 STATUSES = tuple(s.value for s in Status if s is not Status.resolved)
 MAX_TEXT = 2000
 
@@ -168,7 +169,7 @@ async def workload_page(request: Request, session: SignedIn, runtime: RuntimeDep
             "name": staff_name(session.school, member.id),
             "open": len(theirs),
             "overdue": sum(1 for r in theirs if is_overdue(r)),
-            "p0": sum(1 for r in theirs if r.urgency == "P0"),
+            "p0": sum(1 for r in theirs if r.urgency == Urgency.P0),
             "away": member.absent,
         })
     rows.sort(key=lambda row: (-row["overdue"], -row["open"], row["name"]))

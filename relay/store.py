@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
 from relay import changes, clock, keys
+from routing.labels import Category, Urgency
 
 
 class Status(StrEnum):
@@ -45,8 +46,8 @@ class RequestRecord(BaseModel):
     guardian_id: str
     text: str
     category_hint: str | None = None
-    urgency: str
-    category: str
+    urgency: Urgency  # stored as "P0".."P3", as the contract spells them
+    category: Category
     reasons: list[str]
     status: Status = Status.received
     owner: str

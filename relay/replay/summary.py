@@ -17,8 +17,9 @@ from relay.replay.harness import Replay
 from relay.replay.receiver import Notification
 from routing.calendar import SchoolCalendar
 from routing.directory import Role
+from routing.labels import Urgency
 
-URGENCIES = ("P0", "P1", "P2", "P3")
+URGENCIES = tuple(Urgency)
 EVENING = 20  # the hour from which a message in a class chat is an evening message
 FIRST_ALERTS = (Event.urgent, Event.created, Event.fyi)
 OWN_ACK = Event.ack_confirmed  # "已确认，由您处理": the answer to one's own acknowledgement, not an alert
@@ -54,7 +55,7 @@ def _notifications(replay: Replay, hours: _Hours) -> dict[str, Any]:
     homerooms = {s.id for s in school.with_role(Role.homeroom)}
     per_staff_day: dict[str, Counter[str]] = defaultdict(Counter)
     per_staff_hour: dict[str, list[int]] = defaultdict(lambda: [0] * 24)
-    per_hour = {u: [0] * 24 for u in URGENCIES}
+    per_hour: dict[str, list[int]] = {u.value: [0] * 24 for u in URGENCIES}
     outside: Counter[str] = Counter()
     outside_events: Counter[str] = Counter()
     evening: Counter[str] = Counter()
