@@ -27,7 +27,7 @@ from relay.notices import (
     queue_notice,
     recipient_id,
 )
-from relay.runtime import EMERGENCY, ROUTINE, Runtime, get_runtime
+from relay.runtime import Runtime, get_runtime
 from relay.sla import arm_fallback
 from relay.store import RequestRecord, add_timeline, load, now_in, text, transition
 from relay.timers import arm, deliver_timer, disarm, escalate_timer
@@ -250,40 +250,22 @@ def escalate(school_id: str, request_id: str, step: int) -> str:
     return done[1]
 
 
-# Timer kind → the job that handles it; each takes (school_id, the rest of the timer id).
-TIMER_JOBS = {
-    "escalate": "relay.jobs.escalate_on_timer",
-    "remind": "relay.sla.remind",
-    "fallback": "relay.sla.fallback",
-    "digest": "relay.sla.digest",
-    "purge": "relay.retention.purge_on_timer",
-}
-
-
 def escalate_on_timer(school_id: str, rest: str) -> str:
     request_id, _, step = rest.rpartition("|")
     return escalate(school_id, request_id, int(step))
 
 
-def fire(school_id: str, timer_id: str, due_s: float) -> None:
-    """Hand a due timer to the workers (called by the scheduler)."""
+def watchdog(school_id: str, event_id: str) -> str:
+    """The `deliver|<event_id>` timer, run by the scheduler as it claims it: queue the delivery again.
+
+    A delivery whose job still waits in the queue is not queued again: under a backlog that would
+    feed the backlog (each watchdog firing adding a job). A dead worker's delivery has no marker
+    (a job clears it as it starts), so it is queued at once."""
     runtime = get_runtime()
-    kind, _, rest = timer_id.partition("|")
-    if kind == "deliver":
-        # A delivery whose job still waits in the queue is not queued again: under a backlog that
-        # would feed the backlog (each watchdog firing adding a job). A dead worker's delivery has
-        # no marker (a job clears it as it starts), so it is queued at once.
-        if runtime.redis.set(keys.delivery_queued(school_id, rest), 1, nx=True, ex=QUEUED_TTL_SECONDS):
-            enqueue_delivery(None, runtime.queue_for(_urgency_of_event(runtime, school_id, rest)), school_id, rest)
-        return
-    job = TIMER_JOBS.get(kind)
-    if job is None:
-        log.warning("unknown_timer", school_id=school_id, timer=timer_id)
-        disarm(runtime.redis, school_id, timer_id)
-        return
-    # Escalations, reminders and fallbacks are an emergency's next step: they go ahead of the rest.
-    queue = runtime.queues[ROUTINE if kind in ("digest", "purge") else EMERGENCY]
-    queue.enqueue(job, school_id, rest, result_ttl=0, failure_ttl=86400)
+    if not runtime.redis.set(keys.delivery_queued(school_id, event_id), 1, nx=True, ex=QUEUED_TTL_SECONDS):
+        return "waiting"
+    enqueue_delivery(None, runtime.queue_for(_urgency_of_event(runtime, school_id, event_id)), school_id, event_id)
+    return "queued"
 
 
 def _urgency_of_event(runtime: Runtime, school_id: str, event_id: str) -> str:
