@@ -38,9 +38,9 @@ NOW_MS = 1_900_000_000_000  # a fixed moment for the claim tests (they pass `now
 def test_every_timer_kind_is_one_line_of_the_table() -> None:
     assert {name: (k.job, k.queue, k.of_request) for name, k in timers.KINDS.items() if name != "probe"} == {
         "deliver": ("relay.jobs.watchdog", "scheduler", True),
-        "escalate": ("relay.jobs.escalate_on_timer", "emergency", True),
-        "remind": ("relay.sla.remind", "emergency", True),
-        "fallback": ("relay.sla.fallback", "emergency", True),
+        "escalate": ("relay.jobs.escalate_on_timer", "scheduler", True),
+        "remind": ("relay.sla.remind", "scheduler", True),
+        "fallback": ("relay.sla.fallback", "scheduler", True),
         "digest": ("relay.sla.digest", "routine", False),
         "purge": ("relay.retention.purge_on_timer", "routine", False),
     }
@@ -106,6 +106,8 @@ def test_a_claim_takes_the_due_timers_up_to_the_bound_and_leases_them_to_one_mar
 
 
 def test_one_claim_makes_one_batch_job_per_queue_and_respects_the_bound(redis_url: str) -> None:
+    """The kinds that go to a queue (the scheduler's own batch, the emergency steps, is tested with real
+    workers in test_sla.py and below)."""
     r = redis.Redis.from_url(redis_url)
     school = "t-" + uuid.uuid4().hex[:8]
     key = f"relay:{school}:timers"
@@ -113,7 +115,7 @@ def test_one_claim_makes_one_batch_job_per_queue_and_respects_the_bound(redis_ur
     scheduler = timers.Scheduler(r, lambda: [school], queues, lease_seconds=15, batch=200)
     try:
         with r.pipeline(transaction=True) as pipe:
-            for timer_id in ("escalate|rA|1", "remind|rB|1", "digest|aa", "witness|x"):
+            for timer_id in ("probe|a", "probe|b", "digest|aa", "witness|x"):
                 arm(pipe, school, timer_id, (NOW_MS - 1000) / 1000)
             arm(pipe, school, "escalate|rC|1", (NOW_MS + 1000) / 1000)
             pipe.execute()
@@ -121,7 +123,7 @@ def test_one_claim_makes_one_batch_job_per_queue_and_respects_the_bound(redis_ur
         mark = NOW_MS + 15_000
         [emergency], [routine] = queues["emergency"].jobs, queues["routine"].jobs
         assert emergency.func_name == routine.func_name == "relay.timers.fire_batch"
-        assert emergency.args == (school, mark, ["escalate|rA|1", "remind|rB|1"])
+        assert emergency.args == (school, mark, ["probe|a", "probe|b"])  # the probe kind's queue (timer_probe.py)
         assert routine.args == (school, mark, ["digest|aa"])
         assert queues["urgent"].count == 0
         assert r.zscore(key, "witness|x") is None  # an unknown kind: logged and removed
@@ -132,7 +134,7 @@ def test_one_claim_makes_one_batch_job_per_queue_and_respects_the_bound(redis_ur
             queue.empty()
         with r.pipeline(transaction=True) as pipe:
             for n in range(450):
-                arm(pipe, school, f"escalate|r{n:03d}|1", (NOW_MS - 1000) / 1000)
+                arm(pipe, school, PROBE.id(f"n{n:03d}"), (NOW_MS - 1000) / 1000)
             pipe.execute()
         assert [scheduler.tick(NOW_MS / 1000) for _ in range(4)] == [200, 200, 50, 0]
         assert [len(job.args[2]) for job in queues["emergency"].jobs] == [200, 200, 50]
