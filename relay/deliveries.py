@@ -251,13 +251,15 @@ def enqueue(pipe: Pipeline | None, queue: Queue, school_id: str, eid: str) -> No
     queue.enqueue_many([data], pipeline=pipe)
 
 
-def watchdog_fired(runtime: Runtime, school_id: str, eid: str) -> None:
+def watchdog_fired(runtime: Runtime, school_id: str, eid: str) -> str:
     """A delivery's timer is due: queue its job again, unless one still waits in the queue.
 
     Under a backlog, queueing again would feed the backlog (each watchdog firing adding a job). A dead
     worker's delivery has no marker (a job clears it as it starts), so it is queued at once."""
-    if runtime.redis.set(keys.delivery_queued(school_id, eid), 1, nx=True, ex=QUEUED_TTL_SECONDS):
-        enqueue(None, runtime.queue_for(urgency_of(runtime.redis, school_id, eid).value), school_id, eid)
+    if not runtime.redis.set(keys.delivery_queued(school_id, eid), 1, nx=True, ex=QUEUED_TTL_SECONDS):
+        return "waiting"
+    enqueue(None, runtime.queue_for(urgency_of(runtime.redis, school_id, eid).value), school_id, eid)
+    return "queued"
 
 
 @dataclass(frozen=True)

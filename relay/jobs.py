@@ -21,7 +21,7 @@ from relay.deliveries import Delivery, DeliveryState
 from relay.log import log
 from relay.notice_events import EVENTS, Event
 from relay.notices import build_message, queue_notice
-from relay.runtime import EMERGENCY, ROUTINE, Runtime, get_runtime
+from relay.runtime import Runtime, get_runtime
 from relay.sla import arm_fallback
 from relay.store import RequestRecord, add_timeline, load, now_in, text, transition
 from relay.timers import arm, deliver_timer, disarm, escalate_timer
@@ -198,34 +198,13 @@ def escalate(school_id: str, request_id: str, step: int) -> str:
     return done[1]
 
 
-# Timer kind → the job that handles it; each takes (school_id, the rest of the timer id).
-TIMER_JOBS = {
-    "escalate": "relay.jobs.escalate_on_timer",
-    "remind": "relay.sla.remind",
-    "fallback": "relay.sla.fallback",
-    "digest": "relay.sla.digest",
-    "purge": "relay.retention.purge_on_timer",
-}
-
-
 def escalate_on_timer(school_id: str, rest: str) -> str:
     request_id, _, step = rest.rpartition("|")
     return escalate(school_id, request_id, int(step))
 
 
-def fire(school_id: str, timer_id: str, due_s: float) -> None:
-    """Hand a due timer to the workers (called by the scheduler)."""
-    runtime = get_runtime()
-    kind, _, rest = timer_id.partition("|")
-    if kind == "deliver":
-        deliveries.watchdog_fired(runtime, school_id, rest)
-        return
-    job = TIMER_JOBS.get(kind)
-    if job is None:
-        log.warning("unknown_timer", school_id=school_id, timer=timer_id)
-        disarm(runtime.redis, school_id, timer_id)
-        return
-    # Escalations, reminders and fallbacks are an emergency's next step: they go ahead of the rest.
-    queue = runtime.queues[ROUTINE if kind in ("digest", "purge") else EMERGENCY]
-    queue.enqueue(job, school_id, rest, result_ttl=0, failure_ttl=86400)
+def watchdog(school_id: str, event_id: str) -> str:
+    """The `deliver|<event_id>` timer, run by the scheduler as it claims it: queue the delivery again
+    unless its job still waits in the queue (relay/deliveries.py says why)."""
+    return deliveries.watchdog_fired(get_runtime(), school_id, event_id)
 

@@ -21,9 +21,9 @@ from relay import audit, clock, deliveries, keys
 from relay.log import log
 from relay.runtime import Runtime, get_runtime
 from relay.store import RequestRecord, text
-from relay.timers import arm, disarm
+from relay.timers import PURGE, arm, disarm, request_of
 
-PURGE_TIMER = "purge|daily"
+PURGE_TIMER = PURGE.id("daily")
 PURGE_EVERY_SECONDS = 86400
 FIRST_PURGE_AFTER_SECONDS = 300  # a worker that just started lets the morning rush pass first
 
@@ -45,27 +45,16 @@ def forget(connection: redis.Redis, school_id: str, records: list[RequestRecord]
     # Delivery records and timers are keyed by event ids that begin with the request id.
     stored = deliveries.stored_for(connection, school_id, ids)
     timers = [t for t in (text(m) for m in connection.zrange(keys.timers(school_id), 0, -1))
-              if _timer_request(t) in ids]
+              if request_of(t) in ids]
     with connection.pipeline(transaction=True) as pipe:
         for record in records:
             pipe.delete(keys.request(school_id, record.id), keys.timeline(school_id, record.id))
             pipe.zrem(keys.open_requests(school_id), record.id)
             pipe.zrem(keys.guardian_requests(school_id, record.guardian_id), record.id)
         deliveries.forget(pipe, stored)
-        if timers:
-            pipe.zrem(keys.timers(school_id), *timers)
+        disarm(pipe, school_id, *timers)
         pipe.execute()
     return len(records)
-
-
-def _timer_request(timer_id: str) -> str | None:
-    """The request a timer belongs to: `escalate|<rid>|n`, `remind|<rid>|n`, `deliver|<rid>.<...>`."""
-    kind, _, rest = timer_id.partition("|")
-    if kind in ("escalate", "remind"):
-        return rest.split("|", 1)[0]
-    if kind in ("deliver", "fallback"):
-        return rest.split(".", 1)[0]
-    return None
 
 
 def _load_many(connection: redis.Redis, school_id: str, request_ids: Iterable[str]) -> list[RequestRecord]:
@@ -101,10 +90,10 @@ def purge(runtime: Runtime, school_id: str, dry_run: bool = False, now: float | 
 
 def arm_daily(runtime: Runtime, school_ids: Iterable[str], first_in: float = FIRST_PURGE_AFTER_SECONDS) -> None:
     """Make sure each school has its daily purge timer (an existing one keeps its time)."""
-    due_ms = int((clock.now() + first_in) * 1000)
+    due_s = clock.now() + first_in
     with runtime.redis.pipeline(transaction=False) as pipe:
         for school_id in school_ids:
-            pipe.zadd(keys.timers(school_id), {PURGE_TIMER: due_ms}, nx=True)
+            arm(pipe, school_id, PURGE_TIMER, due_s, keep=True)
         pipe.execute()
 
 

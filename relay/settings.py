@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # P0: an unacknowledged notification falls back to the person's next contact after this long.
     fallback_after_seconds: float = 90.0
     timer_poll_seconds: float = 0.05
+    # A claimed timer whose batch has not handled it this long after the claim fires again (its worker
+    # is presumed dead); must exceed the time a batch job may wait in its queue and run.
+    timer_lease_seconds: float = 15.0
     worker_class: str = "simple"  # simple (no fork per job: the measured choice) | fork (RQ's default, for comparison)
 
     # An optional second opinion on urgency (relay/second_opinion.py): an OpenAI-compatible chat-completions

@@ -117,7 +117,7 @@ def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRec
 def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.datetime) -> None:
     pipe.rpush(keys.digest(record.school_id, staff_id), record.id)
     # Every held notification for this person points at the same opening: one timer, one digest.
-    pipe.zadd(keys.timers(record.school_id), {digest_timer(staff_id): int(until.timestamp() * 1000)})
+    arm(pipe, record.school_id, digest_timer(staff_id), until.timestamp())
 
 
 def digest(school_id: str, staff_id: str) -> str:

@@ -20,7 +20,6 @@ import redis
 from rq import SimpleWorker, Worker
 
 from relay import metrics, retention
-from relay.jobs import fire
 from relay.log import configure, log
 from relay.runtime import DEFAULT_REDIS_URL, QUEUES, get_runtime
 from relay.timers import Scheduler
@@ -60,8 +59,9 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
         scheduler = Scheduler(
             runtime.redis,
             runtime.directories.school_ids,
-            fire,
+            runtime.queues,
             poll_seconds=runtime.settings.timer_poll_seconds,
+            lease_seconds=runtime.settings.timer_lease_seconds,
             on_lateness=metrics.timer_lateness,
             on_overdue=metrics.timer_overdue,
             heartbeat=_toucher(runtime.settings.heartbeat_file) if runtime.settings.heartbeat_file else None,

@@ -447,6 +447,7 @@ class Stack:
         self.api: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.workers: list[subprocess.Popen[bytes]] = []
+        self.worker_command = [RELAY, "worker"]  # or a `relay worker` with more timer kinds (tests/timer_probe.py)
         self.school_ids: list[str] = []
         self.queues = [Queue(f"{QUEUE_PREFIX}-{name}", connection=self.redis) for name in ("emergency", "urgent", "routine")]
 
@@ -457,7 +458,7 @@ class Stack:
         log = self.log_dir / f"worker-{len(self.workers)}.log"
         with open(log, "wb") as out:
             # Its own process group: kill9 takes any job process it forked along with it.
-            process = subprocess.Popen([RELAY, "worker"], env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(self.worker_command, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         self.workers.append(process)
 
