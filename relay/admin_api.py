@@ -130,7 +130,7 @@ def directory_yaml(caller: Administrator, runtime: RuntimeDep) -> Response:
 @router.put("/directory")
 async def replace_directory(request: Request, caller: Administrator, runtime: RuntimeDep) -> Any:
     """Publish a whole school (one entry of a configuration's `schools`, as JSON) as the new version."""
-    from relay.api.requests import read_json
+    from relay.api.bodies import read_json
 
     document = await read_json(request, UPLOAD_BYTES)
     if not isinstance(document, dict) or document.get("id", caller.school.id) != caller.school.id:
@@ -277,7 +277,7 @@ def settings(caller: Administrator, runtime: RuntimeDep) -> Any:
 @router.put("/settings")
 async def change_settings(request: Request, caller: Administrator, runtime: RuntimeDep) -> Any:
     """Replace the settings given (each key whole), checked like `relay config check` before publishing."""
-    from relay.api.requests import read_json
+    from relay.api.bodies import read_json
 
     given = await read_json(request, SETTINGS_BYTES)
     if not isinstance(given, dict):

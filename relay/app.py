@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from relay import metrics, privacy
-from relay.api import auth, errors, my_data, requests, staff
+from relay.api import auth, errors, me, my_data, requests, staff
 from relay.api.deps import RuntimeDep
 from relay.body_limit import BodyLimit
 from relay.log import configure
@@ -48,7 +48,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     app.include_router(admin_api.router)
     admin_pages.install(app)
-    app.include_router(parent_pages.api)
+    app.include_router(me.router)
     for pages_router in (pages.router, signin.router, staff_pages.router, nurse_pages.router, parent_pages.router,
                          events.router, report_pages.router):
         app.include_router(pages_router)

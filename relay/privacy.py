@@ -1,9 +1,4 @@
-"""The privacy notice parents agree to when they bind their WeChat account (`/privacy`, versioned).
-
-Binding records the guardian's consent against `NOTICE_VERSION`; a new version of the notice
-(a new purpose, a new recipient, a longer retention) means a new version string, and parents
-binding after that agree to the new text.
-"""
+"""The privacy notice's page (`/privacy`); its version and address are relay/privacy_notice.py."""
 
 from __future__ import annotations
 
@@ -11,17 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from relay.api.deps import RuntimeDep
+from relay.privacy_notice import NOTICE_PATH, NOTICE_VERSION
 from relay.web import render
 
-NOTICE_VERSION = "2026-05-01"
-NOTICE_PATH = "/privacy"
-
 router = APIRouter(include_in_schema=False)
-
-
-def notice(public_url: str) -> dict[str, str]:
-    """What the mini-program shows before asking for consent."""
-    return {"version": NOTICE_VERSION, "url": public_url.rstrip("/") + NOTICE_PATH}
 
 
 @router.get(NOTICE_PATH)

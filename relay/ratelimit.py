@@ -18,7 +18,6 @@ from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from relay import keys
-from relay.api.errors import ApiError
 from relay.runtime import DEFAULT_REDIS_URL, Runtime
 
 
@@ -46,14 +45,20 @@ def hit(runtime: Runtime, spec: str, *identifiers: str) -> float | None:
     return wait
 
 
-def refuse(wait: float) -> ApiError:
-    seconds = math.ceil(wait)
-    return ApiError(429, "rate_limited", f"请求过于频繁，请 {seconds} 秒后再试 (too many requests; retry in {seconds}s)",
-                    {"Retry-After": str(seconds)})
+class RateLimited(Exception):
+    """Over a limit; the API answers 429 `rate_limited` with Retry-After (relay/api/errors.py)."""
+
+    def __init__(self, wait: float) -> None:
+        self.seconds = math.ceil(wait)
+        super().__init__(f"请求过于频繁，请 {self.seconds} 秒后再试 (too many requests; retry in {self.seconds}s)")
+
+
+def refuse(wait: float) -> RateLimited:
+    return RateLimited(wait)
 
 
 def check(runtime: Runtime, spec: str, *identifiers: str) -> None:
-    """Raise 429 `rate_limited` with Retry-After when over the limit."""
+    """Raise RateLimited when over the limit."""
     wait = hit(runtime, spec, *identifiers)
     if wait is not None:
         raise refuse(wait)

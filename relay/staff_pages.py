@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from relay import actions, audit, canned, followups, store
+from relay.api.bodies import clean_text
 from relay.api.deps import RuntimeDep
-from relay.api.requests import clean_text
 from relay.i18n import script_words, words
 from relay.page_views import is_overdue, queue_item, staff_name, timeline_lines
 from relay.permissions import can_act

@@ -14,7 +14,7 @@ import pytest
 from conftest import WebhookReceiver, staff_page_session
 from trust_support import TestClient, TrustSchool, make_school
 
-from relay.api.requests import clean_text
+from relay.api.bodies import clean_text
 
 ACTIONS: list[tuple[str, dict[str, Any] | None]] = [
     ("ack", None), ("claim", None), ("reply", {"text": "好的"}), ("note", {"text": "已电话联系"}),

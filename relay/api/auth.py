@@ -23,10 +23,10 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.base import Reason
 from adapters.miniprogram import LoginError, MiniProgramLogin
-from relay import audit, bindings, privacy, ratelimit, refresh_tokens, tokens
+from relay import audit, bindings, privacy_notice, ratelimit, refresh_tokens, tokens
+from relay.api.bodies import parse, read_json
 from relay.api.deps import RuntimeDep, StaffOfSchool
 from relay.api.errors import ApiError, documented
-from relay.api.requests import parse, read_json
 from relay.log import log
 from relay.runtime import Runtime
 from routing.directory import Role
@@ -149,7 +149,7 @@ async def wechat_sign_in(request: Request, runtime: RuntimeDep) -> SignedIn | No
                                 settings.binding_token_ttl_seconds)
     log.info("wechat_not_bound")
     return NotBound(binding_token=binding_token, expires_in=settings.binding_token_ttl_seconds,
-                    privacy_notice=PrivacyNotice(**privacy.notice(settings.public_url)))
+                    privacy_notice=PrivacyNotice(**privacy_notice.notice(settings.public_url)))
 
 
 def _openid(runtime: Runtime, binding_token: str) -> str:
@@ -175,10 +175,10 @@ async def bind(request: Request, runtime: RuntimeDep) -> SignedIn:
     # Guessing codes is what this limit is for: counted per WeChat user, before the code is looked at.
     ratelimit.check(runtime, settings.rate_limit_bind, "openid", bindings.digest(openid))
     consent = body.consent
-    if consent is None or not consent.health_info or consent.notice_version != privacy.NOTICE_VERSION:
+    if consent is None or not consent.health_info or consent.notice_version != privacy_notice.NOTICE_VERSION:
         raise ApiError(422, "consent_required",
-                       f"请阅读并同意隐私说明（含孩子健康信息的单独同意），版本 {privacy.NOTICE_VERSION} "
-                       f"(consent to the privacy notice version {privacy.NOTICE_VERSION}, health information included)")
+                       f"请阅读并同意隐私说明（含孩子健康信息的单独同意），版本 {privacy_notice.NOTICE_VERSION} "
+                       f"(consent to the privacy notice version {privacy_notice.NOTICE_VERSION}, health information included)")
     redeemed = bindings.redeem_code(runtime, body.binding_code)
     found = runtime.directories.school(redeemed[0]) if redeemed else None
     if redeemed is None or found is None or found[1].guardian(redeemed[1]) is None:

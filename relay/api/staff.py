@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from relay import actions, retriage, store
+from relay.api.bodies import clean_text, parse, read_json
 from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
 from relay.api.errors import ApiError, documented
-from relay.api.requests import clean_text, parse, read_json
 from relay.permissions import can_act
 from relay.runtime import Runtime
 from relay.store import Conflict, RequestRecord
