@@ -15,7 +15,7 @@ so the template registered with Alibaba reads like
 "${class} ${name} ${category}，请尽快点击确认 https://relay.example.cn/a/${link}", the link's fixed
 part (RELAY_PUBLIC_URL/a/) in the template and ${link} declared as a link-parameter variable:
 Alibaba lets a variable carry only a link's parameter (isv.PARAM_NOT_SUPPORT_URL) and caps every
-variable at 35 characters (isv.PARAM_LENGTH_LIMIT), which relay/notices.py keeps to.
+variable at 35 characters (isv.PARAM_LENGTH_LIMIT), which relay/core/notices.py keeps to.
 
 Alibaba answers HTTP 200 {"Code": "OK", "BizId": ...} or a business code, and HTTP 4xx/5xx with a
 POP code (SignatureDoesNotMatch, InvalidAccessKeyId.NotFound, Throttling.User, ...). The phone

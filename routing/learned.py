@@ -1,6 +1,6 @@
 """The learned triage layer: a character n-gram model's urgency and category, with calibrated probabilities.
 
-`relay train` (relay/training.py) fits two logistic regressions with scikit-learn on
+`relay train` (relay/cli/training.py) fits two logistic regressions with scikit-learn on
 TF-IDF-weighted 1-4 character n-grams of the normalized text and writes their weights here,
 to routing/models/triage.npz. Reading them needs only numpy: a message's score for a label
 is the sum of its n-grams' weights (each n-gram weighted (1 + ln count) * idf, the vector

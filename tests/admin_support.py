@@ -36,7 +36,7 @@ from conftest import (
 )
 from rq import Queue, Worker
 
-from relay.directory import Directory, publish
+from relay.base.directory import Directory, publish
 
 EXAMPLE = ROOT / "deploy/examples/school.yaml"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))

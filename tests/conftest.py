@@ -35,8 +35,9 @@ import yaml
 from rq import Queue, Worker
 from rq.exceptions import NoSuchJobError
 
-from relay import embedded, tokens
-from relay.directory import load_yaml, publish
+from relay.base import tokens
+from relay.base.directory import load_yaml, publish
+from relay.cli import embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 RELAY = str(Path(sys.executable).parent / "relay")
@@ -44,7 +45,7 @@ SECRET_KEY = "test-secret-" + uuid.uuid4().hex
 WEBHOOK_SECRET = "test-webhook-" + uuid.uuid4().hex
 QUEUE_PREFIX = "relaytest-" + uuid.uuid4().hex[:8]
 # The local vendor servers and webhook receivers listen on 127.0.0.1: contact URLs may reach loopback
-# (relay/outbound.py refuses it otherwise), in this process (publish, roster checks) and every one it starts.
+# (relay/base/outbound.py refuses it otherwise), in this process (publish, roster checks) and every one it starts.
 ALLOW_LOOPBACK = {"RELAY_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
 os.environ.update(ALLOW_LOOPBACK)
 

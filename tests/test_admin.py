@@ -22,8 +22,8 @@ from admin_support import AdminStack, admin_document, bomb_workbook, today, work
 from conftest import RELAY, ROOT, WebhookReceiver, wait_until
 from openpyxl import load_workbook
 
-from relay import roster_files
-from relay.directory import load_yaml
+from relay.base.directory import load_yaml
+from relay.school import roster_files
 from routing.directory import School
 
 
@@ -437,9 +437,9 @@ def test_config_apply_and_export(admin_stack: AdminStack, tmp_path: Any) -> None
 def test_next_years_holidays_entered_on_the_admin_pages_reach_every_process(admin_stack: AdminStack) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from relay import metrics
-    from relay.runtime import Runtime
-    from relay.settings import Settings
+    from relay.base import metrics
+    from relay.base.runtime import Runtime
+    from relay.base.settings import Settings
     from routing.calendar import missing_years
 
     school_id = admin_stack.new_school()

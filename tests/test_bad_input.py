@@ -22,7 +22,8 @@ from conftest import (
     write_school_yaml,
 )
 
-from relay import embedded, tokens
+from relay.base import tokens
+from relay.cli import embedded
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,11 @@ from typing import Any
 import httpx
 import pytest
 
-from relay import embedded, keys
-from relay.directory import as_written, current_version, load_yaml, publish, publish_school
-from relay.notices import event_id
-from relay.privacy import NOTICE_VERSION
+from relay.base import keys
+from relay.base.directory import as_written, current_version, load_yaml, publish, publish_school
+from relay.cli import embedded
+from relay.core.notices import event_id
+from relay.pages.privacy import NOTICE_VERSION
 from tests.conftest import (
     Stack,
     WebhookReceiver,

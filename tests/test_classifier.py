@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relay import triage_eval
+from relay.cli import triage_eval
 from routing.classifier import Classification, classify
 from routing.labels import Category, Urgency
 from routing.lexicon import default_lexicon, load_lexicon

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import ALLOW_LOOPBACK, RELAY, ROOT, free_port
 
-from relay import tokens
+from relay.base import tokens
 
 KEY = "cli-test-key-7f3a"
 EXAMPLE = ROOT / "deploy/examples/school.yaml"

@@ -28,9 +28,9 @@ from conftest import (
 )
 from ops_support import drop_queues, ops_env, queues, start_worker
 
-from relay import deadletters
-from relay.runtime import Runtime
-from relay.settings import Settings
+from relay.base.runtime import Runtime
+from relay.base.settings import Settings
+from relay.core import deadletters
 
 FEVER = "孩子在学校发烧了"  # P0 medical: the owner (aa) and the nurse are told at once
 
@@ -40,7 +40,7 @@ def letter_key(school_id: str) -> str:
 
 
 def failed_delivery(school_id: str, event_id: str | None = None, **changes: Any) -> dict[str, Any]:
-    """A delivery record as relay.jobs._finish leaves it in the list."""
+    """A delivery record as relay.core.jobs._finish leaves it in the list."""
     request_id = "r" + uuid.uuid4().hex
     delivery = {
         "event_id": event_id or f"{request_id}.urgent.0.aa", "school_id": school_id, "request_id": request_id,
@@ -100,7 +100,7 @@ def test_redrive_resets_the_record_keeps_the_event_id_and_enqueues_one_delivery(
     assert [d["event_id"] for d in place.letters()] == [other["event_id"]]
     emergency, urgent, routine = queues(place.connection, place.env)  # the letter is a P0's: the emergency queue
     jobs = [emergency.fetch_job(job_id) for job_id in emergency.job_ids]
-    assert [(j.func_name, tuple(j.args)) for j in jobs if j] == [("relay.jobs.deliver", (place.school_id, first["event_id"]))]
+    assert [(j.func_name, tuple(j.args)) for j in jobs if j] == [("relay.core.jobs.deliver", (place.school_id, first["event_id"]))]
     assert urgent.count == 0 and routine.count == 0
     # The watchdog is armed, as at intake: a worker dying with it does not lose it again.
     assert place.connection.zscore(f"relay:{place.school_id}:timers", f"deliver|{first['event_id']}") is not None

@@ -16,15 +16,15 @@ import redis
 from conftest import ROOT, delete_school_keys
 
 from adapters.miniprogram import STATUS_WORDS
-from relay import deliveries
-from relay.deliveries import DELIVERY_TTL_SECONDS, Delivery, DeliveryState, InvalidTransition
-from relay.notice_events import EVENTS, Event, Wording
-from relay.notices import event_id, parent_can_hear
-from relay.runtime import Runtime
-from relay.settings import Settings
-from relay.store import RequestRecord
+from relay.base.runtime import Runtime
+from relay.base.settings import Settings
+from relay.base.store import RequestRecord
+from relay.core import deliveries
+from relay.core.deliveries import DELIVERY_TTL_SECONDS, Delivery, DeliveryState, InvalidTransition
+from relay.core.notice_events import EVENTS, Event, Wording
+from relay.core.notices import event_id, parent_can_hear
 
-# Records exactly as the code before relay/deliveries.py wrote them (json.dumps of its dicts).
+# Records exactly as the code before relay/core/deliveries.py wrote them (json.dumps of its dicts).
 OLD_RECORDS: list[dict[str, Any]] = [
     {"event_id": "r1.urgent.0.aa", "school_id": "s", "request_id": "r1", "staff_id": "aa", "why": "owner",
      "event": "request.urgent", "urgency": "P0", "contact_index": 0, "attempt": 0, "state": "pending",
@@ -202,7 +202,7 @@ def test_queue_writes_the_record_its_watchdog_and_its_job_once_with_the_one_ttl(
     assert stored is not None and stored.state is DeliveryState.delivered
     assert DELIVERY_TTL_SECONDS - 5 < place.connection.ttl(place.key(eid)) <= DELIVERY_TTL_SECONDS
     emergency = place.runtime.queue_for("P0")
-    assert [j.func_name for j in emergency.jobs] == ["relay.jobs.deliver", "relay.jobs.deliver"]
+    assert [j.func_name for j in emergency.jobs] == ["relay.core.jobs.deliver", "relay.core.jobs.deliver"]
     assert place.connection.exists(f"relay:{place.school_id}:delivery:{eid}:queued")
     timeline = [json.loads(e) for e in place.connection.lrange(f"relay:{place.school_id}:timeline:{record.id}", 0, -1)]
     assert [(e["kind"], e["event_id"]) for e in timeline] == [("delivered", eid)]
@@ -263,13 +263,13 @@ def test_no_module_but_deliveries_touches_a_delivery_key_or_pushes_a_dead_letter
 def test_the_ttl_and_the_event_names_are_written_once() -> None:
     ttl = [str(p.relative_to(ROOT)) for p in relay_sources() if "30 * 86400" in p.read_text(encoding="utf-8")
            and p.name != "settings.py"]  # settings: the tokens' own 30 days
-    assert ttl == ["relay/deliveries.py"]
+    assert ttl == ["relay/core/deliveries.py"]
     names = [str(p.relative_to(ROOT)) for p in relay_sources() if '"request.' in p.read_text(encoding="utf-8")]
-    assert names == ["relay/notice_events.py"]
+    assert names == ["relay/core/notice_events.py"]
 
 
 def test_the_weekly_report_reads_dead_letters_through_the_typed_record(place: Place) -> None:
-    from relay import report
+    from relay.school import report
 
     week = (1767225600.0, 1767225600.0 + 7 * 86400)
     inside = dict(OLD_RECORDS[4], school_id=place.school_id, created_at=week[0] + 60)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from conftest import SECRET_KEY, Post, School, Schools, Stack, WebhookReceiver, caller_token, wait_until
 
-from relay import links
-from relay.settings import Settings
+from relay.base import links
+from relay.base.settings import Settings
 
 # P1 attendance (today): the owner and the homeroom teacher are told at once, whatever the hour
 # (P2/P3 wait for school hours, so they would make these tests depend on the clock).

@@ -17,9 +17,9 @@ import redis
 import yaml
 from conftest import ROOT
 
-from relay import metrics
-from relay.runtime import Runtime
-from relay.settings import Settings
+from relay.base import metrics
+from relay.base.runtime import Runtime
+from relay.base.settings import Settings
 from routing.validation import check_config
 
 DEPLOY = ROOT / "deploy"
@@ -306,8 +306,8 @@ def nginx_limit_for(path: str) -> int:
 
 
 def test_nginx_lets_through_every_body_relay_itself_accepts() -> None:
-    from relay.body_limit import FORM_BYTES, LARGER
-    from relay.settings import Settings
+    from relay.api.body_limit import FORM_BYTES, LARGER
+    from relay.base.settings import Settings
 
     for (_, path), size in LARGER.items():
         assert nginx_limit_for(path) >= size, path
@@ -316,8 +316,8 @@ def test_nginx_lets_through_every_body_relay_itself_accepts() -> None:
 
 
 def test_the_example_schools_own_roster_export_can_be_uploaded_through_nginx() -> None:
-    from relay import roster_files
-    from relay.directory import load_yaml
+    from relay.base.directory import load_yaml
+    from relay.school import roster_files
 
     export = roster_files.workbook(load_yaml(DEPLOY / "examples/school.yaml").schools[0])
     assert len(export) > 64 * 1024  # more than a page's form: the reason for the upload route's own limit

@@ -15,7 +15,9 @@ import pytest
 import redis
 from conftest import RELAY, ROOT, free_port, wait_ready, wait_until
 
-from relay import embedded, signin, tokens
+from relay.base import tokens
+from relay.cli import embedded
+from relay.pages import signin
 
 EXAMPLE = ROOT / "deploy/examples/school.yaml"
 
@@ -73,7 +75,7 @@ def test_token_makes_no_key_of_its_own(tmp_path: Path) -> None:
 def test_token_from_any_directory_signs_with_the_one_dev_key(tmp_path: Path) -> None:
     env = newcomer_env(tmp_path / "home")
     made = subprocess.run([str(Path(RELAY).parent / "python"), "-c",
-                           "from relay.settings import Settings; print(Settings().signing_keys()[0])"],
+                           "from relay.base.settings import Settings; print(Settings().signing_keys()[0])"],
                           env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     key = made.stdout.strip()
     elsewhere = tmp_path / "somewhere" / "else"

@@ -142,7 +142,7 @@ def test_a_request_planned_without_a_known_calendar_is_accepted_and_says_its_due
 ) -> None:
     from conftest import school_document
 
-    from relay.directory import publish
+    from relay.base.directory import publish
     from routing.directory import Directory
 
     # Terms that ended long ago: nobody has said when school runs now, so the due times are estimates.

@@ -17,7 +17,7 @@ import redis
 from conftest import ROOT, caller_token, delete_school_keys, free_port, start_api, stop, write_school_yaml
 from ops_support import ops_env
 
-from relay import training
+from relay.cli import training
 from routing import learned
 from routing.classifier import Classification, classify, classify_by_rules, decide
 from routing.labels import Category, Urgency
@@ -279,7 +279,7 @@ def test_intake_with_a_corrupt_model_answers_201_and_the_gauge_says_rules_alone(
 
 
 def test_the_gauge_says_the_shipped_model_is_loaded() -> None:
-    from relay import metrics
+    from relay.base import metrics
 
     assert "relay_triage_model_loaded 1.0" in metrics.render()[0].decode()
 

@@ -29,7 +29,7 @@ from conftest import (
 )
 from trust_support import STAFF, STUDENTS, write_yaml
 
-from relay.privacy import NOTICE_VERSION
+from relay.pages.privacy import NOTICE_VERSION
 from tests.vendors.wechat_server import WeChatServer
 
 OPENID = "o-6Jx" + uuid.uuid4().hex[:20]

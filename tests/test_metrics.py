@@ -27,9 +27,9 @@ from conftest import (
 from ops_support import drop_queues, ops_env, start_worker
 from prometheus_client.parser import text_string_to_metric_families
 
-from relay import metrics
-from relay.runtime import Runtime
-from relay.settings import Settings
+from relay.base import metrics
+from relay.base.runtime import Runtime
+from relay.base.settings import Settings
 
 FEVER = "孩子在学校发烧了"  # P0 medical: the owner and the nurse are told at once
 
@@ -73,7 +73,7 @@ def test_state_gauges_are_read_from_redis_at_scrape_time(redis_url: str, install
         connection.lpush(f"relay:{school_id}:deadletters", json.dumps({"event_id": "e1"}))
         connection.zadd(f"relay:{school_id}:timers", {"escalate|r-late|1": int((now - 30) * 1000),
                                                        "escalate|r-ok|1": int((now + 600) * 1000)})
-        runtime.queues["urgent"].enqueue("relay.jobs.deliver", school_id, "e-none")
+        runtime.queues["urgent"].enqueue("relay.core.jobs.deliver", school_id, "e-none")
 
         metrics.install_collectors(runtime)
         body, content_type = metrics.render()

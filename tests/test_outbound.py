@@ -31,8 +31,8 @@ from conftest import (
 
 from adapters.base import AddressRefused, Message, Outcome, Reason
 from adapters.webhook import WebhookChannel
-from relay import outbound
-from relay.embedded import EmbeddedRedis
+from relay.base import outbound
+from relay.cli.embedded import EmbeddedRedis
 from routing.directory import School
 
 NONE: tuple[outbound.Network, ...] = ()

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import Stack, WebhookReceiver, caller_token, school_document, staff_page_session, wait_until
 
-from relay.directory import load_yaml, publish
+from relay.base.directory import load_yaml, publish
 
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():

@@ -7,10 +7,11 @@ import uuid
 import pytest
 import redis
 
-from relay import canned, keys
-from relay.followups import is_follow_up
-from relay.sessions import landing, safe_next
-from relay.store import RequestRecord, Status
+from relay.base import keys
+from relay.base.store import RequestRecord, Status
+from relay.core import canned
+from relay.core.followups import is_follow_up
+from relay.pages.sessions import landing, safe_next
 from routing.directory import Staff
 
 

@@ -22,13 +22,14 @@ import httpx
 import pytest
 from conftest import staff_page_session
 
-from relay import report, tokens
-from relay.directory import load_yaml
-from relay.replay import summary as replay_summary
-from relay.replay.harness import Options, Replay, run
-from relay.replay.messages import generate
-from relay.replay.stack import Stack
-from relay.report_pages import duration_words
+from relay.base import tokens
+from relay.base.directory import load_yaml
+from relay.cli.replay import summary as replay_summary
+from relay.cli.replay.harness import Options, Replay, run
+from relay.cli.replay.messages import generate
+from relay.cli.replay.stack import Stack
+from relay.pages.report import duration_words
+from relay.school import report
 from routing.calendar import SchoolCalendar
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +193,7 @@ def test_the_weekly_report_of_the_replayed_day(replays: list[tuple[Replay, dict[
 
 def test_the_charts_are_drawn(figures: list[dict[str, Any]], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from relay.replay import plots
+    from relay.cli.replay import plots
 
     written = plots.write(figures[0], tmp_path)
     assert [p.name for p in written] == ["notifications_per_hour.png", "notifications_per_staff_day.png",

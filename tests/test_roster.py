@@ -17,12 +17,12 @@ from admin_support import EXAMPLE, bomb_workbook, workbook_bytes
 from conftest import delete_school_keys
 from openpyxl import load_workbook
 
-from relay import admin, roster_files
-from relay.directory import current_version, export_yaml, load_yaml, publish
-from relay.roster import check_roster, guardian_id_for, normalize_phone
-from relay.roster_files import read_upload
-from relay.runtime import Runtime
-from relay.settings import Settings
+from relay.base.directory import current_version, export_yaml, load_yaml, publish
+from relay.base.runtime import Runtime
+from relay.base.settings import Settings
+from relay.school import admin, roster_files
+from relay.school.roster import check_roster, guardian_id_for, normalize_phone
+from relay.school.roster_files import read_upload
 from routing.directory import Directory, School
 
 
@@ -190,7 +190,7 @@ def test_phone_numbers(written: str, stored: str | None) -> None:
 
 def test_a_restart_with_the_same_file_keeps_what_administrators_changed(runtime: Runtime, made: list[str],
                                                                         tmp_path: Path) -> None:
-    from relay.startup import publish_configured
+    from relay.school.startup import publish_configured
 
     school = load_yaml(EXAMPLE).schools[0].model_copy(update={"id": "t-" + uuid.uuid4().hex[:8]})
     made.append(school.id)

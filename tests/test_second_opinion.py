@@ -22,7 +22,7 @@ from conftest import (
 )
 from vendors.chat_server import ChatServer
 
-from relay.embedded import EmbeddedRedis
+from relay.cli.embedded import EmbeddedRedis
 
 HOMEWORK = "请问这周的数学作业是什么？张小明说没记下来，我电话13800001111"  # P2 by the rules
 
@@ -114,9 +114,9 @@ def test_an_emergency_is_not_sent_to_the_model(schools: Schools, llm: ChatServer
 
 
 def test_the_model_with_a_wrong_key_is_an_http_401(schools: Schools, llm: ChatServer) -> None:
-    from relay.runtime import Runtime
-    from relay.second_opinion import NoOpinion, consult
-    from relay.settings import Settings
+    from relay.base.runtime import Runtime
+    from relay.base.settings import Settings
+    from relay.core.second_opinion import NoOpinion, consult
 
     runtime = Runtime(Settings(triage_llm_url=llm.base_url, triage_llm_key="wrong", redis_url=schools.stack.redis_url))
     with pytest.raises(NoOpinion) as refused:

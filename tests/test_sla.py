@@ -5,7 +5,7 @@ duplicate firings and a worker killed mid-send; an acknowledgement stops retries
 and reminders; fallback to the next contact; one grouped outbreak alert; quiet hours and the
 morning digest on a simulated clock; timers and requests across a Redis restart and a kill -9.
 
-These tests run on private Redis servers (relay.embedded), not the session's shared one: every
+These tests run on private Redis servers (relay.cli.embedded), not the session's shared one: every
 worker's scheduler polls every school of its Redis, and these stacks need settings of their own
 (a one-second fallback, a simulated clock) that must not leak into other tests' timers.
 Nothing sleeps to assert: every wait is a condition polled against a deadline.
@@ -41,8 +41,8 @@ from conftest import (
 from rq import Worker
 from rq.job import Job
 
-from relay.clock import SIM_KEY
-from relay.embedded import EmbeddedRedis
+from relay.base.clock import SIM_KEY
+from relay.cli.embedded import EmbeddedRedis
 
 FEVER = "孩子在学校发烧了"  # P0 medical: the owner and the nurse at once
 ABSENCE = "孩子发烧了在家，请假一天"  # P1 attendance, contagious: the owner and the homeroom teacher
@@ -207,7 +207,7 @@ def test_an_escalation_timer_that_fires_after_acknowledgement_or_resolution_does
     wait_until(lambda: not any(has_timer(sla_stack, school, t) for t in stale), 10,
                "the fired jobs to remove both timers")
     # The same job run once more by hand, to read what it answers.
-    assert finished([run_job(sla_stack, "relay.jobs.escalate_on_timer", school.id, f"{rid}|1")
+    assert finished([run_job(sla_stack, "relay.core.jobs.escalate_on_timer", school.id, f"{rid}|1")
                      for rid in (acked, resolved)]) == ["stale", "stale"]
 
     for request_id in (acked, resolved):
@@ -238,14 +238,14 @@ def test_each_escalation_step_notifies_each_target_exactly_once_despite_duplicat
         # Not an assertion: the duplicates are timed to race the scheduler's own firing at the due time.
         time.sleep(max(0.0, due - time.time()))
         r.zadd(timers, {timer_id: int(due * 1000)})  # a re-armed timer: a second firing by the scheduler
-        duplicates[step] += [run_job(sla_stack, "relay.jobs.escalate_on_timer", school.id, f"{request_id}|{step}")
+        duplicates[step] += [run_job(sla_stack, "relay.core.jobs.escalate_on_timer", school.id, f"{request_id}|{step}")
                              for _ in range(4)]
 
     receiver.wait_for(to(school, "principal", request_id, "request.escalated"), 10, "the principal's escalation")
     # Late duplicates, after both steps were taken: a lease expiry, a replayed job.
     r.zadd(timers, {f"escalate|{request_id}|{s}": int((time.time() - 1) * 1000) for s in (1, 2)})
     for step in (1, 2):
-        duplicates[step] += [run_job(sla_stack, "relay.jobs.escalate_on_timer", school.id, f"{request_id}|{step}")
+        duplicates[step] += [run_job(sla_stack, "relay.core.jobs.escalate_on_timer", school.id, f"{request_id}|{step}")
                              for _ in range(2)]
     answers = {step: Counter(finished(jobs)) for step, jobs in duplicates.items()}
     wait_until(lambda: not any(has_timer(sla_stack, school, f"escalate|{request_id}|{s}") for s in (1, 2)), 10,

@@ -22,11 +22,12 @@ from conftest import Stack, WebhookReceiver, relay_env, stop, wait_until, write_
 from rq import Queue, Worker
 from timer_probe import PROBE, fired_key, hold_key, holder_key, release_key
 
-from relay import keys, timers
-from relay.directory import load_yaml, publish
-from relay.embedded import EmbeddedRedis
-from relay.runtime import QUEUES
-from relay.timers import arm, disarm
+from relay.base import keys
+from relay.base.directory import load_yaml, publish
+from relay.base.runtime import QUEUES
+from relay.cli.embedded import EmbeddedRedis
+from relay.core import timers
+from relay.core.timers import arm, disarm
 
 LEASE_SECONDS = 3  # the probe workers' RELAY_TIMER_LEASE_SECONDS: a dead worker's timers come back after it
 NOW_MS = 1_900_000_000_000  # a fixed moment for the claim tests (they pass `now` in)
@@ -37,12 +38,12 @@ NOW_MS = 1_900_000_000_000  # a fixed moment for the claim tests (they pass `now
 
 def test_every_timer_kind_is_one_line_of_the_table() -> None:
     assert {name: (k.job, k.queue, k.of_request) for name, k in timers.KINDS.items() if name != "probe"} == {
-        "deliver": ("relay.jobs.watchdog", "scheduler", True),
-        "escalate": ("relay.jobs.escalate_on_timer", "scheduler", True),
-        "remind": ("relay.sla.remind", "scheduler", True),
-        "fallback": ("relay.sla.fallback", "scheduler", True),
-        "digest": ("relay.sla.digest", "routine", False),
-        "purge": ("relay.retention.purge_on_timer", "routine", False),
+        "deliver": ("relay.core.jobs.watchdog", "scheduler", True),
+        "escalate": ("relay.core.jobs.escalate_on_timer", "scheduler", True),
+        "remind": ("relay.core.sla.remind", "scheduler", True),
+        "fallback": ("relay.core.sla.fallback", "scheduler", True),
+        "digest": ("relay.core.sla.digest", "routine", False),
+        "purge": ("relay.core.retention.purge_on_timer", "routine", False),
     }
     assert timers.deliver_timer("r1.urgent.0.nurse") == "deliver|r1.urgent.0.nurse"
     assert timers.escalate_timer("r1", 2) == "escalate|r1|2"
@@ -122,7 +123,7 @@ def test_one_claim_makes_one_batch_job_per_queue_and_respects_the_bound(redis_ur
         assert scheduler.tick(NOW_MS / 1000) == 4
         mark = NOW_MS + 15_000
         [emergency], [routine] = queues["emergency"].jobs, queues["routine"].jobs
-        assert emergency.func_name == routine.func_name == "relay.timers.fire_batch"
+        assert emergency.func_name == routine.func_name == "relay.core.timers.fire_batch"
         assert emergency.args == (school, mark, ["probe|a", "probe|b"])  # the probe kind's queue (timer_probe.py)
         assert routine.args == (school, mark, ["digest|aa"])
         assert queues["urgent"].count == 0

@@ -274,7 +274,7 @@ def test_html_in_a_message_is_escaped_on_the_staff_pages(school: TrustSchool) ->
         console = client.get("/nurse").text
         assert urgent["id"] in console and "<script>alert(1)" not in console and "&lt;script&gt;" in console
     # The scripts fill pages with textContent, never as HTML.
-    for script in Path("relay/static").glob("*.js"):
+    for script in Path("relay/pages/static").glob("*.js"):
         source = script.read_text(encoding="utf-8")
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", source), script
 
@@ -294,7 +294,7 @@ def test_pages_carry_a_strict_content_security_policy(school: TrustSchool, reque
 
 
 def test_the_privacy_notice_is_chinese_and_versioned(school: TrustSchool) -> None:
-    from relay.privacy import NOTICE_VERSION
+    from relay.pages.privacy import NOTICE_VERSION
 
     page = school.client.get("/privacy").text
     assert NOTICE_VERSION in page and "健康信息" in page and "单独同意" in page

@@ -15,8 +15,8 @@ import pytest
 from conftest import WebhookReceiver
 from trust_support import PREVIOUS_KEY, SECRET_KEY, TrustSchool, make_school
 
-from relay import tokens
-from relay.privacy import NOTICE_VERSION
+from relay.base import tokens
+from relay.pages.privacy import NOTICE_VERSION
 from tests.vendors.wechat_server import WeChatServer
 
 CONSENT = {"health_info": True, "notice_version": NOTICE_VERSION}

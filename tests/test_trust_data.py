@@ -12,9 +12,11 @@ import pytest
 from conftest import WebhookReceiver
 from trust_support import TrustSchool, make_school
 
-from relay import bindings, keys, refresh_tokens, retention, store, timers
-from relay.privacy import NOTICE_VERSION
-from relay.runtime import set_runtime
+from relay.base import keys, store
+from relay.base.runtime import set_runtime
+from relay.core import retention, timers
+from relay.pages.privacy import NOTICE_VERSION
+from relay.school import bindings, refresh_tokens
 
 
 @pytest.fixture
@@ -124,7 +126,7 @@ def test_relay_purge_deletes_what_is_past_retention(school: TrustSchool) -> None
 
 def test_the_daily_purge_timer_purges_and_rearms(school: TrustSchool) -> None:
     old = aged(school, "很久以前的请假", 366)
-    assert timers.KINDS["purge"] == ("purge", "relay.retention.purge_on_timer", "routine", False)
+    assert timers.KINDS["purge"] == ("purge", "relay.core.retention.purge_on_timer", "routine", False)
     assert retention.PURGE_TIMER == "purge|daily"
     retention.arm_daily(school.runtime, [school.id])
     due = school.redis.zscore(keys.timers(school.id), retention.PURGE_TIMER)

@@ -14,8 +14,8 @@ import time
 
 from rq import get_current_job
 
-from relay.runtime import EMERGENCY, get_runtime
-from relay.timers import disarm, kind
+from relay.base.runtime import EMERGENCY, get_runtime
+from relay.core.timers import disarm, kind
 
 PROBE = kind("probe", "timer_probe.probe", EMERGENCY)
 
@@ -53,7 +53,7 @@ def probe(school_id: str, name: str) -> str:
 
 
 def main() -> None:
-    from relay.worker import run_worker
+    from relay.cli.worker import run_worker
 
     run_worker()
 

@@ -26,11 +26,11 @@ with warnings.catch_warnings():  # Starlette's notice that its TestClient will m
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-from relay import tokens
-from relay.app import create_app
-from relay.directory import load_yaml, publish
-from relay.runtime import Runtime
-from relay.settings import Settings
+from relay.app.factory import create_app
+from relay.base import tokens
+from relay.base.directory import load_yaml, publish
+from relay.base.runtime import Runtime
+from relay.base.settings import Settings
 
 SECRET_KEY = "trust-secret-" + uuid.uuid4().hex
 PREVIOUS_KEY = "trust-previous-" + uuid.uuid4().hex

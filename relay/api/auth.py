@@ -6,7 +6,7 @@
     POST /v1/admin/binding-codes {"guardian_id", "days"?}   an administrator or the principal makes a code
 
 Access tokens are the same bearer tokens `relay token parent` prints, short-lived (2 h);
-refresh tokens are opaque and rotate (relay/refresh_tokens.py). The binding token carries the
+refresh tokens are opaque and rotate (relay/school/refresh_tokens.py). The binding token carries the
 openid, signed, for 10 minutes: the client can read it (it is its own openid) but not forge it.
 Each endpoint is rate-limited per client address, binding attempts also per WeChat user.
 """
@@ -23,12 +23,14 @@ from starlette.concurrency import run_in_threadpool
 
 from adapters.base import Reason
 from adapters.miniprogram import LoginError, MiniProgramLogin
-from relay import audit, bindings, privacy_notice, ratelimit, refresh_tokens, tokens
 from relay.api.bodies import parse, read_json
 from relay.api.deps import RuntimeDep, StaffOfSchool
 from relay.api.errors import ApiError, documented
-from relay.log import log
-from relay.runtime import Runtime
+from relay.base import tokens
+from relay.base.log import log
+from relay.base.runtime import Runtime
+from relay.core import audit, ratelimit
+from relay.school import bindings, privacy_notice, refresh_tokens
 from routing.directory import Role
 
 router = APIRouter(prefix="/v1", tags=["auth"], responses=documented(400, 401, 403, 404, 413, 415, 422, 429, 503))

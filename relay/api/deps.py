@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from relay import tokens
 from relay.api.errors import ApiError
-from relay.runtime import Runtime
+from relay.base import tokens
+from relay.base.runtime import Runtime
 from routing.directory import School, Staff
 
 

@@ -13,8 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
-from relay.log import log
-from relay.ratelimit import RateLimited
+from relay.base.log import log
+from relay.core.ratelimit import RateLimited
 
 
 class ApiError(Exception):

@@ -1,4 +1,4 @@
-"""A guardian's own data: export it all, or delete it all (relay/guardian_data.py)."""
+"""A guardian's own data: export it all, or delete it all (relay/school/guardian_data.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from relay import guardian_data
 from relay.api.deps import CurrentGuardian, RuntimeDep
 from relay.api.errors import ApiError, documented
+from relay.school import guardian_data
 
 router = APIRouter(prefix="/v1/me", tags=["my data"], responses=documented(401, 403, 503))
 

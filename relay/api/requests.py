@@ -8,14 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay import audit, keys, ratelimit, retriage, store, tokens
 from relay.api.bodies import clean_text, parse, read_json
 from relay.api.deps import CurrentGuardian, RuntimeDep, current_staff
 from relay.api.errors import ApiError, documented
-from relay.intake import IdempotencyMismatch, Outcome, Submission, first_timeline, replayable, submit
-from relay.log import log
-from relay.runtime import Runtime
-from relay.views import parent_view, staff_view
+from relay.base import keys, store, tokens
+from relay.base.log import log
+from relay.base.runtime import Runtime
+from relay.core import audit, ratelimit, retriage
+from relay.core.intake import IdempotencyMismatch, Outcome, Submission, first_timeline, replayable, submit
+from relay.core.views import parent_view, staff_view
 from routing.classifier import classify
 from routing.labels import Urgency
 

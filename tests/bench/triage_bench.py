@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from relay.training import input_files, read_corpus  # noqa: E402
+from relay.cli.training import input_files, read_corpus  # noqa: E402
 from routing import learned  # noqa: E402
 from routing.classifier import classify, classify_by_rules  # noqa: E402
 from routing.normalize import normalize  # noqa: E402
