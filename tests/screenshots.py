@@ -25,8 +25,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from conftest import Stack, WebhookReceiver, caller_token, free_port, relay_env, school_document  # noqa: E402
 from playwright.sync_api import ViewportSize, sync_playwright  # noqa: E402
+from support.spine import Stack, WebhookReceiver, caller_token, free_port, relay_env, school_document  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

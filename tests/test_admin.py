@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 import pytest
-from admin_support import AdminStack, admin_document, bomb_workbook, today, workbook_bytes
-from conftest import RELAY, ROOT, WebhookReceiver, wait_until
 from openpyxl import load_workbook
+from support.admin import AdminStack, admin_document, bomb_workbook, today, workbook_bytes
+from support.spine import RELAY, ROOT, WebhookReceiver, wait_until
 
 from relay.base.directory import load_yaml
 from relay.school import roster_files
@@ -345,7 +345,7 @@ def test_only_a_schools_own_administrators_change_its_directory(admin_stack: Adm
 
 
 def _sign_in(pages: httpx.Client, school_id: str, staff_id: str) -> str:
-    from conftest import caller_token, staff_page_session
+    from support.spine import caller_token, staff_page_session
 
     response = staff_page_session(pages, caller_token("staff", staff_id, school_id))
     assert response.status_code == 303, response.text

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import (
+from support.spine import (
     SECRET_KEY,
     School,
     Schools,

@@ -24,13 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from relay.base import keys
-from relay.base.directory import as_written, current_version, load_yaml, publish, publish_school
-from relay.cli import embedded
-from relay.core.notices import event_id
-from relay.pages.privacy import NOTICE_VERSION
-from tests.conftest import (
+from support.spine import (
     Stack,
     WebhookReceiver,
     caller_token,
@@ -40,6 +34,12 @@ from tests.conftest import (
     wait_until,
     write_school_yaml,
 )
+
+from relay.base import keys
+from relay.base.directory import as_written, current_version, load_yaml, publish, publish_school
+from relay.cli import embedded
+from relay.core.notices import event_id
+from relay.pages.privacy import NOTICE_VERSION
 from tests.vendors.aliyun_sms_server import AliyunSmsServer
 from tests.vendors.wechat_server import WeChatServer
 from tests.vendors.wecom_server import WeComServer

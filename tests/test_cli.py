@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ALLOW_LOOPBACK, RELAY, ROOT, free_port
+from support.spine import ALLOW_LOOPBACK, RELAY, ROOT, free_port
 
 from relay.base import tokens
 

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from conftest import (
+from support.ops import drop_queues, ops_env, queues, start_worker
+from support.spine import (
     RELAY,
     ROOT,
     WebhookReceiver,
@@ -26,7 +27,6 @@ from conftest import (
     wait_until,
     write_school_yaml,
 )
-from ops_support import drop_queues, ops_env, queues, start_worker
 
 from relay.base.runtime import Runtime
 from relay.base.settings import Settings

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import ROOT, delete_school_keys
+from support.spine import ROOT, delete_school_keys
 
 from adapters.miniprogram import STATUS_WORDS
 from relay.base.runtime import Runtime

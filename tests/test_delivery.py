@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import SECRET_KEY, Post, School, Schools, Stack, WebhookReceiver, caller_token, wait_until
+from support.spine import SECRET_KEY, Post, School, Schools, Stack, WebhookReceiver, caller_token, wait_until
 
 from relay.base import links
 from relay.base.settings import Settings

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from conftest import ROOT
+from support.spine import ROOT
 
 from relay.base import metrics
 from relay.base.runtime import Runtime

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import RELAY, ROOT, free_port, wait_ready, wait_until
+from support.spine import RELAY, ROOT, free_port, wait_ready, wait_until
 
 from relay.base import tokens
 from relay.cli import embedded

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import WebhookReceiver
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -23,7 +22,8 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from trust_support import TrustSchool, make_school
+from support.spine import WebhookReceiver
+from support.trust import TrustSchool, make_school
 
 from tests.vendors.wechat_server import WeChatServer
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from conftest import WEBHOOK_SECRET, Post, School, WebhookReceiver, signature, wait_until
+from support.spine import WEBHOOK_SECRET, Post, School, WebhookReceiver, signature, wait_until
 
 WEBHOOK_KEYS = {"event", "event_id", "request", "recipient", "attempt", "sent_at"}
 REQUEST_KEYS = {"id", "urgency", "category", "student_id", "class_id", "text"}
@@ -140,7 +140,7 @@ def test_the_same_key_with_another_body_is_refused_and_stores_nothing(school: Sc
 def test_a_request_planned_without_a_known_calendar_is_accepted_and_says_its_due_times_are_estimates(
     schools: Any,
 ) -> None:
-    from conftest import school_document
+    from support.spine import school_document
 
     from relay.base.directory import publish
     from routing.directory import Directory

@@ -14,8 +14,16 @@ import httpx
 import numpy as np
 import pytest
 import redis
-from conftest import ROOT, caller_token, delete_school_keys, free_port, start_api, stop, write_school_yaml
-from ops_support import ops_env
+from support.ops import ops_env
+from support.spine import (
+    ROOT,
+    caller_token,
+    delete_school_keys,
+    free_port,
+    start_api,
+    stop,
+    write_school_yaml,
+)
 
 from relay.cli import training
 from routing import learned

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import (
+from support.spine import (
     RELAY,
     ROOT,
     Post,
@@ -27,7 +27,7 @@ from conftest import (
     start_api,
     stop,
 )
-from trust_support import STAFF, STUDENTS, write_yaml
+from support.trust import STAFF, STUDENTS, write_yaml
 
 from relay.pages.privacy import NOTICE_VERSION
 from tests.vendors.wechat_server import WeChatServer

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from conftest import (
+from prometheus_client.parser import text_string_to_metric_families
+from support.ops import drop_queues, ops_env, start_worker
+from support.spine import (
     Post,
     WebhookReceiver,
     caller_token,
@@ -24,8 +26,6 @@ from conftest import (
     wait_until,
     write_school_yaml,
 )
-from ops_support import drop_queues, ops_env, start_worker
-from prometheus_client.parser import text_string_to_metric_families
 
 from relay.base import metrics
 from relay.base.runtime import Runtime

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import (
+from support.spine import (
     ALLOW_LOOPBACK,
     RELAY,
     ROOT,

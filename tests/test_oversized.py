@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import School, Schools
+from support.spine import School, Schools
 
 MIB = 1024 * 1024
 HUGE = 200 * MIB

@@ -20,7 +20,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import Stack, WebhookReceiver, caller_token, school_document, staff_page_session, wait_until
+from support.spine import (
+    Stack,
+    WebhookReceiver,
+    caller_token,
+    school_document,
+    staff_page_session,
+    wait_until,
+)
 
 from relay.base.directory import load_yaml, publish
 

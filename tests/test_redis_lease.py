@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from conftest import LEASE_KEY, lease_database
+from support.spine import LEASE_KEY, lease_database
 
 
 def test_a_second_lease_is_recorded_where_every_session_looks(redis_url: str) -> None:

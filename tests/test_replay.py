@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import staff_page_session
+from support.spine import staff_page_session
 
 from relay.base import tokens
 from relay.base.directory import load_yaml

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-from conftest import RELAY, ROOT, Post, School, Schools, WebhookReceiver
+from support.spine import RELAY, ROOT, Post, School, Schools, WebhookReceiver
 
 HOMEWORK = "请问这周的数学作业是什么？"  # P2 academic: nobody is paged now
 FEVER = "孩子在学校发烧了"  # P0 medical

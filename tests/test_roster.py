@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import redis
-from admin_support import EXAMPLE, bomb_workbook, workbook_bytes
-from conftest import delete_school_keys
 from openpyxl import load_workbook
+from support.admin import EXAMPLE, bomb_workbook, workbook_bytes
+from support.spine import delete_school_keys
 
 from relay.base.directory import current_version, export_yaml, load_yaml, publish
 from relay.base.runtime import Runtime

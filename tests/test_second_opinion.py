@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import (
+from support.spine import (
     School,
     Schools,
     Stack,

@@ -26,7 +26,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import (
+from rq import Worker
+from rq.job import Job
+from support.spine import (
     Post,
     School,
     Schools,
@@ -38,8 +40,6 @@ from conftest import (
     wait_until,
     write_school_yaml,
 )
-from rq import Worker
-from rq.job import Job
 
 from relay.base.clock import SIM_KEY
 from relay.cli.embedded import EmbeddedRedis

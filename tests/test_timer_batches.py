@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import pytest
 import redis
 import timer_probe
-from conftest import Stack, WebhookReceiver, relay_env, stop, wait_until, write_school_yaml
 from rq import Queue, Worker
+from support.spine import Stack, WebhookReceiver, relay_env, stop, wait_until, write_school_yaml
 from timer_probe import PROBE, fired_key, hold_key, holder_key, release_key
 
 from relay.base import keys

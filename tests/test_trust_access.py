@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WebhookReceiver, staff_page_session
-from trust_support import TestClient, TrustSchool, make_school
+from support.spine import WebhookReceiver, staff_page_session
+from support.trust import TestClient, TrustSchool, make_school
 
 from relay.api.bodies import clean_text
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WebhookReceiver
-from trust_support import PREVIOUS_KEY, SECRET_KEY, TrustSchool, make_school
+from support.spine import WebhookReceiver
+from support.trust import PREVIOUS_KEY, SECRET_KEY, TrustSchool, make_school
 
 from relay.base import tokens
 from relay.pages.privacy import NOTICE_VERSION

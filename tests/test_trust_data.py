@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import WebhookReceiver
-from trust_support import TrustSchool, make_school
+from support.spine import WebhookReceiver
+from support.trust import TrustSchool, make_school
 
 from relay.base import keys, store
 from relay.base.runtime import set_runtime

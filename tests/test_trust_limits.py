@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WebhookReceiver
-from trust_support import TrustSchool, make_school
+from support.spine import WebhookReceiver
+from support.trust import TrustSchool, make_school
 
 URGENT = "孩子在学校晕倒了，没有呼吸"
 ROUTINE = ["请问下周几开家长会？", "作业本在哪里买？", "校服什么时候发？", "周五几点放学？", "学费怎么交？"]

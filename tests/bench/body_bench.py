@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
 import redis  # noqa: E402
-from admin_support import bomb_workbook  # noqa: E402
-from conftest import SECRET_KEY, free_port, relay_env, start_api, stop  # noqa: E402
+from support.admin import bomb_workbook  # noqa: E402
+from support.spine import SECRET_KEY, free_port, relay_env, start_api, stop  # noqa: E402
 
 from relay.base import tokens  # noqa: E402
 from relay.base.directory import export_yaml, load_yaml  # noqa: E402

@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 import redis
 import yaml
-from conftest import ALLOW_LOOPBACK, RELAY, ROOT, delete_school_keys
+
+from support.spine import ALLOW_LOOPBACK, RELAY, ROOT, delete_school_keys
 
 with warnings.catch_warnings():  # Starlette's notice that its TestClient will move to httpx2 one day
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")

@@ -20,7 +20,10 @@ from typing import Any
 import httpx
 import redis
 import yaml
-from conftest import (
+from rq import Queue, Worker
+
+from relay.base.directory import Directory, publish
+from support.spine import (
     RELAY,
     ROOT,
     WebhookReceiver,
@@ -34,9 +37,6 @@ from conftest import (
     stop,
     wait_until,
 )
-from rq import Queue, Worker
-
-from relay.base.directory import Directory, publish
 
 EXAMPLE = ROOT / "deploy/examples/school.yaml"
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))

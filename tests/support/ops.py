@@ -1,6 +1,6 @@
 """Helpers for the operations tests (dead letters, metrics): a `relay worker` subprocess on queues of its own.
 
-Everything else (Redis, the webhook receiver, `relay serve`, school files) comes from conftest.
+Everything else (Redis, the webhook receiver, `relay serve`, school files) comes from support/spine.py.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import redis
-from conftest import RELAY, ROOT, log_tail, relay_env, wait_until
 from rq import Queue, Worker
+
+from support.spine import RELAY, ROOT, log_tail, relay_env, wait_until
 
 
 def ops_env(redis_url: str, config: Path, public_url: str, **extra: str) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Helpers the tests share: real processes, a real Redis, local receivers."""
