@@ -15,6 +15,7 @@ from rq import Queue
 
 from adapters.base import Message
 from relay import clock, keys, links
+from relay.enqueue import enqueue
 from relay.runtime import Runtime
 from relay.store import RequestRecord
 from relay.timers import arm, deliver_timer
@@ -87,10 +88,15 @@ def recipient_id(delivery: dict[str, Any]) -> str:
     return str(delivery["guardian_id"] if is_for_guardian(delivery) else delivery["staff_id"])
 
 
+def parent_channel_on(runtime: Runtime) -> bool:
+    """Whether parents can be told at all: the mini-program channel set up, or the dev outbox on."""
+    return runtime.channels.get("miniprogram") is not None or runtime.settings.dev_outbox
+
+
 def parent_can_hear(runtime: Runtime, record: RequestRecord) -> bool:
     """Whether the request's guardian gets status messages: bound in WeChat (their openid is kept) and the
     mini-program channel set up, or the dev outbox on. Read outside any MULTI, before the caller's transaction."""
-    if runtime.channels.get("miniprogram") is None and not runtime.settings.dev_outbox:
+    if not parent_channel_on(runtime):
         return False
     return bool(runtime.redis.exists(keys.guardian_openid(record.school_id, record.guardian_id)))
 
@@ -114,11 +120,12 @@ QUEUED_TTL_SECONDS = 120
 
 
 def enqueue_delivery(pipe: Pipeline | None, queue: Queue, school: str, eid: str) -> None:
-    data = Queue.prepare_data(
-        "relay.jobs.deliver", args=(school, eid), timeout=60, result_ttl=0, failure_ttl=86400
-    )
-    (pipe if pipe is not None else queue.connection).set(keys.delivery_queued(school, eid), 1, ex=QUEUED_TTL_SECONDS)
-    queue.enqueue_many([data], pipeline=pipe)
+    writes = pipe if pipe is not None else queue.connection.pipeline()
+    writes.set(keys.delivery_queued(school, eid), 1, ex=QUEUED_TTL_SECONDS)
+    # RQ's job for relay.jobs.deliver, without an RQ Job object per recipient (relay/enqueue.py).
+    enqueue(writes, queue, "relay.jobs.deliver", (school, eid), timeout=60, result_ttl=0, failure_ttl=86400)
+    if pipe is None:
+        writes.execute()
 
 
 def masked_name(name: str) -> str:
