@@ -11,6 +11,7 @@ from relay.api.deps import RuntimeDep
 from relay.body_limit import BodyLimit
 from relay.log import configure
 from relay.runtime import Runtime, get_runtime
+from relay.shedding import InFlight, IntakeGate
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
@@ -25,6 +26,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     metrics.install_collectors(runtime)
     errors.install(app)
     app.add_middleware(BodyLimit, api_bytes=runtime.settings.max_body_bytes)
+    app.state.intake_in_flight = InFlight(runtime.settings.intake_max_in_flight)
+    app.add_middleware(IntakeGate, in_flight=app.state.intake_in_flight)  # relay/shedding.py
     app.include_router(requests.router)
     app.include_router(staff.router)
     app.include_router(auth.router)
