@@ -4,6 +4,7 @@ saturation while an emergency is admitted, and /metrics that counts every proces
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+import uvicorn
 from conftest import (
     School,
     WebhookReceiver,
@@ -33,12 +35,15 @@ from redis.connection import Connection
 from rq import Queue
 from rq.job import Job
 from test_metrics import parse, value
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import ServerState
 
 from relay import enqueue
 from relay.directory import load_yaml, publish
 from relay.intake import Limits, Outcome, Submission, submit
 from relay.ratelimit import Limit
 from relay.runtime import Runtime
+from relay.serving import NoDelayH11
 from relay.settings import Settings
 
 ROUTINE = "请问下周几开家长会？"
@@ -190,8 +195,12 @@ def test_a_saturated_api_sheds_routine_messages_and_admits_an_emergency(
         held.sendall((f"POST /v1/requests HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                       f"Authorization: Bearer {caller_token('parent', 'g2', school_id)}\r\n"
                       f"Content-Length: {len(body)}\r\n\r\n").encode() + body[:10])
-        shed = wait_until(lambda: (r := _post(url, school_id, ROUTINE)).status_code == 503 and r, 10,
-                          "a routine message to be shed")
+        def refused() -> httpx.Response | None:
+            answer = _post(url, school_id, ROUTINE)
+            return answer if answer.status_code == 503 else None
+
+        shed = wait_until(refused, 10, "a routine message to be shed")
+        assert shed is not None
         assert shed.json()["error"]["code"] == "overloaded" and shed.json()["error"]["message"]
         assert int(shed.headers["retry-after"]) >= 1
         before = request_keys(redis.Redis.from_url(redis_url), school_id)
@@ -242,3 +251,35 @@ def test_serve_with_workers_counts_every_process_in_one_metrics_view(
         stop(api)
         for name in ("emergency", "urgent", "routine"):
             Queue(f"{env['RELAY_QUEUE_PREFIX']}-{name}", connection=redis.Redis.from_url(redis_url)).delete(True)
+
+
+@pytest.mark.parametrize("protocol", [H11Protocol, NoDelayH11])
+def test_connections_to_a_socket_bound_as_uvicorn_workers_bind_it_get_tcp_nodelay(protocol: type[H11Protocol]) -> None:
+    """uvicorn's workers share a socket made as socket.socket(family): protocol 0, so asyncio leaves Nagle on
+    and every keep-alive answer waits ~40 ms for a delayed ACK. relay serve's protocol turns it off."""
+
+    async def accept_one() -> int:
+        listening = socket.socket(socket.AF_INET)  # as uvicorn's Config.bind_socket does
+        listening.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(app=create_app_for_test, log_level="warning")
+        made: list[H11Protocol] = []
+
+        def factory() -> H11Protocol:
+            made.append(protocol(config=config, server_state=ServerState(), app_state={}))
+            return made[-1]
+
+        server = await asyncio.get_running_loop().create_server(factory, sock=listening)
+        port = listening.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        while not made or getattr(made[0], "transport", None) is None:
+            await asyncio.sleep(0)
+        nodelay: int = made[0].transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        server.close()
+        return nodelay
+
+    assert bool(asyncio.run(accept_one())) is (protocol is NoDelayH11)
+
+
+async def create_app_for_test(scope: Any, receive: Any, send: Any) -> None:
+    raise AssertionError("not called: the test only connects")
