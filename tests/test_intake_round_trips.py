@@ -45,6 +45,7 @@ from relay.ratelimit import Limit
 from relay.runtime import Runtime
 from relay.serving import NoDelayH11
 from relay.settings import Settings
+from relay.shedding import InFlight
 
 ROUTINE = "请问下周几开家长会？"
 EMERGENCY = "孩子在学校摔伤了，头在流血"
@@ -283,3 +284,30 @@ def test_connections_to_a_socket_bound_as_uvicorn_workers_bind_it_get_tcp_nodela
 
 async def create_app_for_test(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("not called: the test only connects")
+
+
+def test_routine_messages_take_turns_and_an_emergency_does_not_wait_for_one() -> None:
+    async def scenario() -> list[str]:
+        gate = InFlight(limit=0)
+        order: list[str] = []
+        release = asyncio.Event()
+
+        async def routine(name: str, hold: asyncio.Event | None = None) -> None:
+            async with gate.routine_turn():
+                order.append(name)
+                if hold is not None:
+                    await hold.wait()
+
+        first = asyncio.create_task(routine("A", release))
+        await asyncio.sleep(0)  # A holds the turn
+        waiting = [asyncio.create_task(routine(name)) for name in ("B", "gone", "C")]
+        await asyncio.sleep(0)
+        waiting[1].cancel()  # a client that went away while waiting does not hold up the others
+        order.append("P0")  # an emergency is stored without a turn, while A still holds it
+        release.set()
+        await asyncio.gather(first, waiting[0], waiting[2])
+        async with asyncio.timeout(1):  # the turn is free again: no one is left holding it
+            await routine("D")
+        return order
+
+    assert asyncio.run(scenario()) == ["A", "P0", "B", "C", "D"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from contextlib import nullcontext
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -149,7 +150,9 @@ async def create_request(request: Request, response: Response, guardian: Current
     hint = clean_text(body.category_hint) if body.category_hint else None
     submission = Submission(guardian.id, student.id, text, hint or None, key, urgent=body.urgent)
     classification = triage(submission)
-    if classification.urgency is not Urgency.P0 and request.app.state.intake_in_flight.saturated():
+    in_flight: shedding.InFlight = request.app.state.intake_in_flight
+    emergency = classification.urgency is Urgency.P0
+    if not emergency and in_flight.saturated():
         raise shedding.shed()  # before any round trip: the emergencies behind this one go first
     address = ratelimit.client_address(request.client.host if request.client else None)
     limits = Limits(
@@ -158,7 +161,8 @@ async def create_request(request: Request, response: Response, guardian: Current
         hard=(Limit(settings.rate_limit_urgent, ("urgent", school.id, guardian.id)),) if body.urgent else (),
     )
     try:
-        done = submit(runtime, school, guardian.version, student, submission, classification, limits)
+        async with nullcontext() if emergency else in_flight.routine_turn():
+            done = submit(runtime, school, guardian.version, student, submission, classification, limits)
     except RateLimited as exc:
         raise ratelimit.refuse(exc.wait) from exc
     except IdempotencyMismatch as exc:
