@@ -35,7 +35,7 @@ from redis.connection import Connection
 from rq import Queue
 from rq.job import Job
 from test_metrics import parse, value
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from relay import enqueue
@@ -43,7 +43,7 @@ from relay.directory import load_yaml, publish
 from relay.intake import Limits, Outcome, Submission, submit
 from relay.ratelimit import Limit
 from relay.runtime import Runtime
-from relay.serving import NoDelayH11
+from relay.serving import NoDelayHttpTools
 from relay.settings import Settings
 from relay.shedding import InFlight
 
@@ -254,8 +254,9 @@ def test_serve_with_workers_counts_every_process_in_one_metrics_view(
             Queue(f"{env['RELAY_QUEUE_PREFIX']}-{name}", connection=redis.Redis.from_url(redis_url)).delete(True)
 
 
-@pytest.mark.parametrize("protocol", [H11Protocol, NoDelayH11])
-def test_connections_to_a_socket_bound_as_uvicorn_workers_bind_it_get_tcp_nodelay(protocol: type[H11Protocol]) -> None:
+@pytest.mark.parametrize("protocol", [HttpToolsProtocol, NoDelayHttpTools])
+def test_connections_to_a_socket_bound_as_uvicorn_workers_bind_it_get_tcp_nodelay(
+        protocol: type[HttpToolsProtocol]) -> None:
     """uvicorn's workers share a socket made as socket.socket(family): protocol 0, so asyncio leaves Nagle on
     and every keep-alive answer waits ~40 ms for a delayed ACK. relay serve's protocol turns it off."""
 
@@ -263,9 +264,9 @@ def test_connections_to_a_socket_bound_as_uvicorn_workers_bind_it_get_tcp_nodela
         listening = socket.socket(socket.AF_INET)  # as uvicorn's Config.bind_socket does
         listening.bind(("127.0.0.1", 0))
         config = uvicorn.Config(app=create_app_for_test, log_level="warning")
-        made: list[H11Protocol] = []
+        made: list[HttpToolsProtocol] = []
 
-        def factory() -> H11Protocol:
+        def factory() -> HttpToolsProtocol:
             made.append(protocol(config=config, server_state=ServerState(), app_state={}))
             return made[-1]
 
@@ -279,7 +280,7 @@ def test_connections_to_a_socket_bound_as_uvicorn_workers_bind_it_get_tcp_nodela
         server.close()
         return nodelay
 
-    assert bool(asyncio.run(accept_one())) is (protocol is NoDelayH11)
+    assert bool(asyncio.run(accept_one())) is (protocol is NoDelayHttpTools)
 
 
 async def create_app_for_test(scope: Any, receive: Any, send: Any) -> None:
