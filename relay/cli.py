@@ -149,7 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from relay.runtime import get_runtime
-    from relay.serving import NoDelayHttpTools
+    from relay.serving import LOOP, NoDelayHttpTools
     from relay.startup import publish_configured
 
     publish_configured(get_runtime())
@@ -163,7 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from relay.app import create_app
 
         uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False,
-                    http=NoDelayHttpTools, loop="auto")
+                    http=NoDelayHttpTools, loop=LOOP)
         return 0
     # Several processes on one port (uvicorn's workers, each building its own app). Their counters go to
     # one multiprocess directory, so that a scrape answered by any of them counts all (relay/metrics.py).
@@ -173,7 +173,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_directory
     try:
         uvicorn.run("relay.app:create_app", factory=True, workers=args.workers, host=args.host, port=args.port,
-                    log_level="warning", access_log=False, http=NoDelayHttpTools, loop="auto")
+                    log_level="warning", access_log=False, http=NoDelayHttpTools, loop=LOOP)
     finally:
         if own_directory:
             shutil.rmtree(own_directory, ignore_errors=True)
