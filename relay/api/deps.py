@@ -13,7 +13,8 @@ from relay.base.runtime import Runtime
 from routing.directory import School, Staff
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain function dependency on a worker thread, a hop that costs more than this.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -75,5 +76,10 @@ def current_staff(request: Request, runtime: RuntimeDep) -> StaffCaller:
     return StaffCaller(member, found[1], found[0])
 
 
-CurrentGuardian = Annotated[GuardianCaller, Depends(current_guardian)]
+async def _guardian(request: Request, runtime: RuntimeDep) -> GuardianCaller:
+    # On the event loop, like the routes that use it (no Redis but the directory's refresh every few seconds).
+    return current_guardian(request, runtime)
+
+
+CurrentGuardian = Annotated[GuardianCaller, Depends(_guardian)]
 StaffOfSchool = Annotated[StaffCaller, Depends(current_staff)]

@@ -47,7 +47,8 @@ _MEANINGS = {
     415: "The body is not application/json",
     422: "The body is well-formed JSON but not acceptable",
     429: "Too many requests: wait Retry-After seconds",
-    503: "The store or a vendor is unavailable: nothing was saved; retry",
+    503: "The store or a vendor is unavailable, or (code `overloaded`) the API is saturated and the message is "
+         "not an emergency: nothing was saved; retry after Retry-After",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"schema": {"type": "string"}}},

@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from relay.api import shedding
 from relay.api.bodies import clean_text, parse, read_json
 from relay.api.deps import CurrentGuardian, RuntimeDep, current_staff
 from relay.api.errors import ApiError, documented
-from relay.base import keys, store, tokens
-from relay.base.log import log
-from relay.base.runtime import Runtime
+from relay.base import store, tokens
 from relay.core import audit, ratelimit, retriage
-from relay.core.intake import IdempotencyMismatch, Outcome, Submission, first_timeline, replayable, submit
+from relay.core.intake import (
+    IdempotencyMismatch,
+    Limits,
+    Outcome,
+    Submission,
+    first_timeline,
+    submit,
+    triage,
+)
+from relay.core.ratelimit import Limit
 from relay.core.views import parent_view, staff_view
-from routing.classifier import classify
 from routing.labels import Urgency
 
 router = APIRouter(prefix="/v1", tags=["requests"],
@@ -46,7 +54,6 @@ class RequestView(BaseModel):
     ack_due_at: str | None
     resolve_due_at: str | None
     eta_text: str
-    estimated: bool = False  # the due times are estimates: a year without holiday data (weekdays only)
     student_id: str
     text: str
     created_at: str
@@ -82,43 +89,30 @@ async def create_request(request: Request, response: Response, guardian: Current
         raise ApiError(404, "unknown_student", "未找到该学生 (no such student among your children)")
     hint = clean_text(body.category_hint) if body.category_hint else None
     submission = Submission(guardian.id, student.id, text, hint or None, key, urgent=body.urgent)
-    if body.urgent:
-        ratelimit.check(runtime, settings.rate_limit_urgent, "urgent", school.id, guardian.id)
-    urgent_over_limit = _admit(request, runtime, guardian.school.id, guardian.id, submission)
+    classification = triage(submission)
+    in_flight: shedding.InFlight = request.app.state.intake_in_flight
+    emergency = classification.urgency is Urgency.P0
+    if not emergency and in_flight.saturated():
+        raise shedding.shed()  # before any round trip: the emergencies behind this one go first
+    address = ratelimit.client_address(request.client.host if request.client else None)
+    limits = Limits(
+        soft=(Limit(settings.rate_limit_guardian, ("guardian", school.id, guardian.id)),
+              Limit(settings.rate_limit_ip, ("ip", "requests", address))),
+        hard=(Limit(settings.rate_limit_urgent, ("urgent", school.id, guardian.id)),) if body.urgent else (),
+    )
     try:
-        record, outcome = submit(runtime, school, guardian.version, student, submission)
+        async with nullcontext() if emergency else in_flight.routine_turn():
+            done = submit(runtime, school, guardian.version, student, submission, classification, limits)
     except IdempotencyMismatch as exc:
         raise ApiError(422, "idempotency_key_reused", "该 Idempotency-Key 已用于另一内容 (key reused with a different body)") from exc
-    if outcome is Outcome.created and urgent_over_limit:
-        # Staff see why this guardian went past the limit; the parent's view does not list this entry.
-        runtime.redis.rpush(keys.timeline(school.id, record.id),
-                            store.timeline_entry("rate_limited_but_urgent", record.created_at))
-        log.warning("rate_limited_but_urgent", request_id=record.id, school_id=school.id)
-    if outcome is Outcome.replayed:
+    if done.outcome is Outcome.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-        return parent_view(runtime, school, record)
-    if outcome is Outcome.joined:
+        return parent_view(runtime, school, done.record)
+    if done.outcome is Outcome.joined:
         # Stored as a follow-up on the open emergency it belongs to (201: the message is kept), not a new page.
-        response.headers["Relay-Joined-Request"] = record.id
-        return parent_view(runtime, school, record)
-    return parent_view(runtime, school, record, entries_known=first_timeline(record, []))
-
-
-def _admit(request: Request, runtime: Runtime, school_id: str, guardian_id: str, submission: Submission) -> bool:
-    """The rate limits, per guardian and per client address. Over them, a P0 is still accepted
-    (True: flag it) and a retry of an already stored request still answers; anything else is a 429."""
-    settings = runtime.settings
-    address = ratelimit.client_address(request.client.host if request.client else None)
-    waits = [ratelimit.hit(runtime, settings.rate_limit_guardian, "guardian", school_id, guardian_id),
-             ratelimit.hit(runtime, settings.rate_limit_ip, "ip", "requests", address)]
-    wait = max((w for w in waits if w is not None), default=None)
-    if wait is None:
-        return False
-    if classify(submission.text, submission.category_hint).urgency is Urgency.P0:
-        return True  # classification costs microseconds; an emergency is never limited into silence
-    if submission.idempotency_key and replayable(runtime.redis, school_id, guardian_id, submission.idempotency_key):
-        return False
-    raise ratelimit.refuse(wait)
+        response.headers["Relay-Joined-Request"] = done.record.id
+        return parent_view(runtime, school, done.record)
+    return parent_view(runtime, school, done.record, entries_known=first_timeline(done.record, []))
 
 
 @router.get("/requests", tags=["requests"])

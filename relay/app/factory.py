@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from relay.api import auth, errors, me, my_data, requests, staff
 from relay.api.body_limit import BodyLimit
 from relay.api.deps import RuntimeDep
+from relay.api.shedding import InFlight, IntakeGate
 from relay.base import metrics
 from relay.base.log import configure
 from relay.base.runtime import Runtime, get_runtime
@@ -26,6 +27,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     metrics.install_collectors(runtime)
     errors.install(app)
     app.add_middleware(BodyLimit, api_bytes=runtime.settings.max_body_bytes)
+    app.state.intake_in_flight = InFlight(runtime.settings.intake_max_in_flight)
+    app.add_middleware(IntakeGate, in_flight=app.state.intake_in_flight)  # relay/shedding.py
     app.include_router(requests.router)
     app.include_router(staff.router)
     app.include_router(auth.router)

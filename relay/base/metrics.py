@@ -81,6 +81,10 @@ SECOND_OPINIONS = Counter(
     ["outcome"],
 )
 OUTBREAK_ALERTS = Counter("relay_outbreak_alerts_total", "Grouped alerts of contagious illness in one class")
+INTAKE_SHED = Counter(
+    "relay_intake_shed_total",
+    "Routine messages refused (503 with Retry-After) by an API process past RELAY_INTAKE_MAX_IN_FLIGHT",
+)
 DEAD_LETTERS = Counter(
     "relay_dead_letters_total", "Notifications that exhausted every contact and retry", ["urgency"]
 )
@@ -92,6 +96,10 @@ PAST_DUE_SECONDS = 2.0
 def intake(urgency: str, category: str, seconds: float) -> None:
     REQUESTS.labels(urgency, category).inc()
     INTAKE_SECONDS.observe(seconds)
+
+
+def intake_shed() -> None:
+    INTAKE_SHED.inc()
 
 
 def emergency_joined() -> None:

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = 30 * 86400
     link_ttl_seconds: int = 24 * 3600
     max_json_depth: int = 8  # deeper nesting is refused (422 invalid_body): no real body needs it
+    # Load shedding (relay/shedding.py): with more POST /v1/requests than this in flight in one API process,
+    # a message that does not classify P0 gets 503 with Retry-After at once; 0 never sheds.
+    intake_max_in_flight: int = 32
 
     # Trust and abuse (SECURITY.md). Parents sign in through WeChat: short access tokens, rotating refresh tokens.
     access_token_ttl_seconds: int = 2 * 3600

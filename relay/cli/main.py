@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,18 +163,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from relay.app.factory import create_app
     from relay.base.runtime import get_runtime
+    from relay.cli.serving import LOOP, NoDelayHttpTools
     from relay.school.startup import publish_configured
 
     publish_configured(get_runtime())
-    app = create_app()  # configures logging
     if not get_runtime().settings.metrics_token:
-        from relay.base.log import log
+        from relay.base.log import configure, log
 
+        configure(get_runtime().settings.log_level)
         log.warning("metrics_unprotected", hint="GET /metrics answers anyone who reaches this port: set "
                                                 "RELAY_METRICS_TOKEN, or keep the port off the public network")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    if args.workers <= 1:
+        from relay.app.factory import create_app
+
+        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False,
+                    http=NoDelayHttpTools, loop=LOOP)
+        return 0
+    # Several processes on one port (uvicorn's workers, each building its own app). Their counters go to
+    # one multiprocess directory, so that a scrape answered by any of them counts all (relay/metrics.py).
+    own_directory = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_directory = tempfile.mkdtemp(prefix="relay-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_directory
+    try:
+        uvicorn.run("relay.app.factory:create_app", factory=True, workers=args.workers, host=args.host, port=args.port,
+                    log_level="warning", access_log=False, http=NoDelayHttpTools, loop=LOOP)
+    finally:
+        if own_directory:
+            shutil.rmtree(own_directory, ignore_errors=True)
     return 0
 
 
@@ -273,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the API alone")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="API processes on this port (metrics are added up across them)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="a worker with the timer scheduler")

@@ -26,6 +26,7 @@ from adapters.base import Reason
 from relay.base import clock, keys, metrics
 from relay.base.runtime import Runtime
 from relay.base.store import RequestRecord, add_timeline, now_in, text
+from relay.core.enqueue import enqueue as enqueue_job
 from relay.core.notice_events import EVENTS, Event
 from relay.core.timers import arm, deliver_timer, disarm
 from routing.labels import Urgency
@@ -245,10 +246,12 @@ def _hand_to_workers(pipe: Pipeline, runtime: Runtime, delivery: Delivery) -> No
 
 def enqueue(pipe: Pipeline | None, queue: Queue, school_id: str, eid: str) -> None:
     """The delivery job, marked as waiting in its queue (the watchdog does not queue it twice meanwhile)."""
-    data = Queue.prepare_data(DELIVER_JOB, args=(school_id, eid), timeout=60, result_ttl=0, failure_ttl=86400)
-    (pipe if pipe is not None else queue.connection).set(keys.delivery_queued(school_id, eid), 1,
-                                                        ex=QUEUED_TTL_SECONDS)
-    queue.enqueue_many([data], pipeline=pipe)
+    writes = pipe if pipe is not None else queue.connection.pipeline()
+    writes.set(keys.delivery_queued(school_id, eid), 1, ex=QUEUED_TTL_SECONDS)
+    # RQ's job, without an RQ Job object per recipient (relay/core/enqueue.py).
+    enqueue_job(writes, queue, DELIVER_JOB, (school_id, eid), timeout=60, result_ttl=0, failure_ttl=86400)
+    if pipe is None:
+        writes.execute()
 
 
 def watchdog_fired(runtime: Runtime, school_id: str, eid: str) -> str:

@@ -42,6 +42,11 @@ def queue_notice(
     return deliveries.queue(pipe, runtime, deliveries.new(record, eid, event, why, staff_id=staff_id, **extra))
 
 
+def parent_channel_on(runtime: Runtime) -> bool:
+    """Whether parents can be told at all: the mini-program channel set up, or the dev outbox on."""
+    return runtime.channels.get("miniprogram") is not None or runtime.settings.dev_outbox
+
+
 def parent_can_hear(connection: redis.Redis, runtime: Runtime, record: RequestRecord) -> bool:
     """Whether the request's guardian gets status messages: bound in WeChat (their openid is kept) and the
     mini-program channel set up, or the dev outbox on.
@@ -49,7 +54,7 @@ def parent_can_hear(connection: redis.Redis, runtime: Runtime, record: RequestRe
     A plain read on `connection`: give it a connection or a pipeline that is not in MULTI (a queued read
     would answer nothing), e.g. the runtime's connection before or beside the caller's transaction. A
     binding made meanwhile is not missed for long: the next status message finds it."""
-    if runtime.channels.get("miniprogram") is None and not runtime.settings.dev_outbox:
+    if not parent_channel_on(runtime):
         return False
     if isinstance(connection, Pipeline) and connection.explicit_transaction:
         raise ValueError("parent_can_hear reads: not on a pipeline in MULTI")

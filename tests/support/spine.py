@@ -360,12 +360,13 @@ def relay_env(redis_url: str, config: Path, public_url: str) -> dict[str, str]:
     return env
 
 
-def start_api(env: dict[str, str], log_dir: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """`relay serve` on a free port; returns once /readyz answers 200."""
+def start_api(env: dict[str, str], log_dir: Path, port: int | None = None,
+              options: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
+    """`relay serve` on a free port (with more `options`, e.g. --workers 2); returns once /readyz answers 200."""
     port = port or free_port()
     log = log_dir / f"api-{port}.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([RELAY, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+        process = subprocess.Popen([RELAY, "serve", "--host", "127.0.0.1", "--port", str(port), *options], env=env,
                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_ready(process, url, log, "relay serve")
