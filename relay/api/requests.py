@@ -54,6 +54,7 @@ class RequestView(BaseModel):
     ack_due_at: str | None
     resolve_due_at: str | None
     eta_text: str
+    estimated: bool = False  # the due times are estimates: a year without holiday data (weekdays only)
     student_id: str
     text: str
     created_at: str
