@@ -35,6 +35,7 @@ class Classification:
     reasons: tuple[str, ...]
     known_signal: bool = True  # False when no rule knew a word of the message (the fallback decided)
     cautious: bool = False  # the rules' P0 came from caution (weak signals, place unclear), not a known phrase
+    injured: bool = False  # someone is hurt or ill now: a safety emergency with an injury reaches the nurse too
 
 
 _HINT_WEIGHT = 5  # a form's category moves a candidate this many places up among equals
@@ -99,8 +100,9 @@ def _by_rules(normalized: str, hint: str | None, lexicon: Lexicon) -> Classifica
         {c.reason for c in candidates if c.urgency is best.urgency and c.category is not best.category}
     )
     reasons += runner_up[:1]
+    injured = any(c.urgency is P0 and c.category is Category.medical for c in candidates)
     return Classification(best.urgency, best.category, tuple(reasons[:_MAX_REASONS]), known_signal,
-                          best.urgency is P0 and best.cautious)
+                          best.urgency is P0 and best.cautious, injured)
 
 
 def _grounds(model: learned.Model, prediction: learned.Prediction, label: Urgency | Category, text: str) -> str:
@@ -141,4 +143,5 @@ def decide(
         )
     if urgency is rules.urgency and category is rules.category:
         return rules
-    return Classification(urgency, category, tuple(reasons[:_MAX_REASONS]), rules.known_signal)
+    return Classification(urgency, category, tuple(reasons[:_MAX_REASONS]), rules.known_signal,
+                          injured=rules.injured)

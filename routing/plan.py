@@ -133,6 +133,8 @@ def plan(classification: Classification, student: Student, school: School, now: 
 
     if urgency is Urgency.P0:
         roles = _RESPONDER_ROLES.get(category, (Role.duty_leader,))
+        if category is Category.safety and classification.injured:
+            roles = (*roles, Role.nurse)  # LABELS.md: a safety emergency with an injury reaches the nurse too
         for role in roles:
             notices += [Notice(s.id, role.value) for s in school.with_role(role)]
     elif urgency is Urgency.P1 and category in (Category.attendance, Category.pickup):

@@ -120,6 +120,21 @@ def test_a_p0_safety_goes_to_owner_safety_officer_and_duty_leader() -> None:
     assert notified(result) == {("aa", "owner"), ("safety", "safety_officer"), ("duty", "duty_leader")}
 
 
+def test_a_p0_safety_with_an_injury_reaches_the_nurse_too() -> None:
+    student = school_of(raw_school()).student("s1")
+    assert student is not None
+    hurt = Classification(Urgency.P0, Category.safety, ("test",), injured=True)
+    result = plan(hurt, student, school_of(raw_school()), WEDNESDAY_10)
+    assert notified(result) == {("aa", "owner"), ("safety", "safety_officer"), ("duty", "duty_leader"),
+                                ("nurse", "nurse")}
+    # From the words: a beating with bleeding is safety, and it is an injury.
+    from routing.classifier import classify
+
+    beaten = classify("孩子在学校被同学打了，头在流血")
+    assert (beaten.urgency, beaten.category, beaten.injured) == (Urgency.P0, Category.safety, True)
+    assert not classify("校门口有陌生人要带走孩子").injured
+
+
 @pytest.mark.parametrize("category", [Category.attendance, Category.pickup])
 def test_a_p1_absence_or_pickup_tells_the_homeroom_teacher_fyi(category: Category) -> None:
     result = routed(school_of(raw_school()), Urgency.P1, category)
