@@ -4,7 +4,6 @@ names or phone numbers; timeouts, refusals, errors, malformed and contradictory 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,13 +11,9 @@ import pytest
 from support.spine import (
     School,
     Schools,
-    Stack,
     WebhookReceiver,
-    free_port,
-    relay_env,
-    stop,
+    private_stack,
     wait_until,
-    write_school_yaml,
 )
 from vendors.chat_server import ChatServer
 
@@ -37,22 +32,12 @@ def llm() -> Iterator[ChatServer]:
 def schools(receiver: WebhookReceiver, llm: ChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Schools]:
     base = tmp_path_factory.mktemp("second-opinion")
     server = EmbeddedRedis(base / "redis").start()
-    config = write_school_yaml(base / "school.yaml", "t-" + uuid.uuid4().hex[:8], receiver.url)
-    env = relay_env(server.url, config, f"http://127.0.0.1:{free_port()}") | {
-        "RELAY_TRIAGE_LLM_URL": llm.base_url, "RELAY_TRIAGE_LLM_MODEL": "school-triage-1",
-        "RELAY_TRIAGE_LLM_KEY": "sk-school", "RELAY_TRIAGE_LLM_TIMEOUT_SECONDS": "1"}
-    stack = Stack(server.url, env, base)
-    made: Schools | None = None
     try:
-        stack.start_api()
-        stack.ensure_workers(1)
-        made = Schools(stack, receiver, base)
-        yield made
+        with private_stack(base, receiver, server, workers=1, RELAY_TRIAGE_LLM_URL=llm.base_url,
+                           RELAY_TRIAGE_LLM_MODEL="school-triage-1", RELAY_TRIAGE_LLM_KEY="sk-school",
+                           RELAY_TRIAGE_LLM_TIMEOUT_SECONDS="1") as (_, made):
+            yield made
     finally:
-        if made is not None:
-            made.client.close()
-        for process in stack.workers + ([stack.api] if stack.api else []):
-            stop(process)
         server.stop()
 
 

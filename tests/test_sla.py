@@ -20,7 +20,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,11 +33,8 @@ from support.spine import (
     Schools,
     Stack,
     WebhookReceiver,
-    free_port,
-    relay_env,
-    stop,
+    private_stack,
     wait_until,
-    write_school_yaml,
 )
 
 from relay.base.clock import SIM_KEY
@@ -57,31 +53,9 @@ NO_UPDATE = {"P0": {"ack_within": "10m", "update_within": "1s",
                     "escalation": [{"after": "10m", "notify": ["role:duty_leader"]}]}}
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-# A burst from one guardian must not meet the per-guardian rate limit: it is not what is tested here.
-NO_LIMITS = {"RELAY_RATE_LIMIT_GUARDIAN": "100000/minute", "RELAY_RATE_LIMIT_IP": "100000/minute"}
 
 
 # A stack of one's own ------------------------------------------------------------------------------
-
-
-@contextmanager
-def private_stack(base: Path, receiver: WebhookReceiver, server: EmbeddedRedis, workers: int,
-                  **env: str) -> Iterator[tuple[Stack, Schools]]:
-    """`relay serve` and `workers` × `relay worker` against `server` (started and stopped by the caller)."""
-    config = write_school_yaml(base / "school.yaml", "t-" + uuid.uuid4().hex[:8], receiver.url)
-    stack = Stack(server.url, relay_env(server.url, config, f"http://127.0.0.1:{free_port()}") | NO_LIMITS | env,
-                  base)
-    made: Schools | None = None
-    try:
-        stack.start_api()
-        stack.ensure_workers(workers)
-        made = Schools(stack, receiver, base)
-        yield stack, made
-    finally:
-        if made is not None:
-            made.client.close()
-        for process in stack.workers + ([stack.api] if stack.api else []):
-            stop(process)  # the Redis is ours alone: nothing to clean up in it
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -571,3 +572,29 @@ class Schools:
             wait_until(lambda sid=sid: self.client.get("/v1/queue", headers=school.staff("aa", sid)).status_code == 200,
                        10, f"the API to know school {sid}", interval=0.05)
         return school
+
+
+# A stack of one's own ------------------------------------------------------------------------------
+
+# A burst from one guardian must not meet the per-guardian rate limit where that is not what is tested.
+NO_LIMITS = {"RELAY_RATE_LIMIT_GUARDIAN": "100000/minute", "RELAY_RATE_LIMIT_IP": "100000/minute"}
+
+
+@contextmanager
+def private_stack(base: Path, receiver: WebhookReceiver, server: embedded.EmbeddedRedis, workers: int,
+                  **env: str) -> Iterator[tuple[Stack, Schools]]:
+    """`relay serve` and `workers` × `relay worker` against `server` (started and stopped by the caller)."""
+    config = write_school_yaml(base / "school.yaml", "t-" + uuid.uuid4().hex[:8], receiver.url)
+    stack = Stack(server.url, relay_env(server.url, config, f"http://127.0.0.1:{free_port()}") | NO_LIMITS | env,
+                  base)
+    made: Schools | None = None
+    try:
+        stack.start_api()
+        stack.ensure_workers(workers)
+        made = Schools(stack, receiver, base)
+        yield stack, made
+    finally:
+        if made is not None:
+            made.client.close()
+        for process in stack.workers + ([stack.api] if stack.api else []):
+            stop(process)  # the Redis is ours alone: nothing to clean up in it
