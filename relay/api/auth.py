@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from adapters.base import Reason
 from adapters.miniprogram import LoginError, MiniProgramLogin
 from relay.api.bodies import parse, read_json
-from relay.api.deps import RuntimeDep, StaffOfSchool
+from relay.api.deps import RuntimeDep, ShardsDep, StaffOfSchool
 from relay.api.errors import ApiError, documented
 from relay.base import tokens
 from relay.base.log import log
@@ -134,7 +134,7 @@ def _login_refused(exc: LoginError) -> ApiError:
 
 
 @router.post("/auth/wechat", response_model=SignedIn | NotBound, openapi_extra=_body_schema(WeChatCode))
-async def wechat_sign_in(request: Request, runtime: RuntimeDep) -> SignedIn | NotBound:
+async def wechat_sign_in(request: Request, runtime: RuntimeDep, shards: ShardsDep) -> SignedIn | NotBound:
     """Exchange wx.login's code: tokens for a bound guardian, else a binding token (10 minutes)."""
     ratelimit.check(runtime, runtime.settings.rate_limit_ip, "ip", "auth", _address(request))
     body = parse(WeChatCode, await read_json(request, runtime.settings.max_body_bytes))
@@ -142,10 +142,11 @@ async def wechat_sign_in(request: Request, runtime: RuntimeDep) -> SignedIn | No
         session = await run_in_threadpool(_wechat(runtime).code_to_session, body.code)
     except LoginError as exc:
         raise _login_refused(exc) from None
-    found = bindings.find_binding(runtime, session.openid)
-    if found is not None:
-        log.info("wechat_signed_in", school_id=found[0], guardian_id=found[1])
-        return _signed_in(runtime, *found)
+    for shard in shards.runtimes.values():  # the WeChat user's school, wherever it is kept
+        found = bindings.find_binding(shard, session.openid)
+        if found is not None:
+            log.info("wechat_signed_in", school_id=found[0], guardian_id=found[1])
+            return _signed_in(shard, *found)
     settings = runtime.settings
     binding_token = tokens.sign({"purpose": BINDING_PURPOSE, "oid": session.openid}, settings.signing_keys(),
                                 settings.binding_token_ttl_seconds)
@@ -166,7 +167,7 @@ def _openid(runtime: Runtime, binding_token: str) -> str:
 
 
 @router.post("/auth/bind", response_model=SignedIn, openapi_extra=_body_schema(BindRequest))
-async def bind(request: Request, runtime: RuntimeDep) -> SignedIn:
+async def bind(request: Request, runtime: RuntimeDep, shards: ShardsDep) -> SignedIn:
     """Bind the WeChat user to the guardian the school's one-time code names, with their consent."""
     settings = runtime.settings
     address = _address(request)
@@ -181,7 +182,12 @@ async def bind(request: Request, runtime: RuntimeDep) -> SignedIn:
         raise ApiError(422, "consent_required",
                        f"请阅读并同意隐私说明（含孩子健康信息的单独同意），版本 {privacy_notice.NOTICE_VERSION} "
                        f"(consent to the privacy notice version {privacy_notice.NOTICE_VERSION}, health information included)")
-    redeemed = bindings.redeem_code(runtime, body.binding_code)
+    redeemed = None
+    for shard in shards.runtimes.values():  # the code was made on its school's shard
+        redeemed = bindings.redeem_code(shard, body.binding_code)
+        if redeemed is not None:
+            runtime = shard
+            break
     found = runtime.directories.school(redeemed[0]) if redeemed else None
     if redeemed is None or found is None or found[1].guardian(redeemed[1]) is None:
         raise ApiError(404, "invalid_binding_code", "绑定码无效、已使用或已过期 (the binding code is unknown, used or expired)")
@@ -192,10 +198,12 @@ async def bind(request: Request, runtime: RuntimeDep) -> SignedIn:
 
 
 @router.post("/auth/refresh", response_model=SignedIn, openapi_extra=_body_schema(RefreshRequest))
-async def refresh(request: Request, runtime: RuntimeDep) -> SignedIn:
+async def refresh(request: Request, runtime: RuntimeDep, shards: ShardsDep) -> SignedIn:
     """A new access token for a refresh token, which is spent: the answer carries its successor."""
     ratelimit.check(runtime, runtime.settings.rate_limit_ip, "ip", "auth", _address(request))
     body = parse(RefreshRequest, await read_json(request, runtime.settings.max_body_bytes))
+    # A refresh token begins with its school (refresh_tokens.issue): that school's shard keeps it.
+    runtime = shards.for_school(body.refresh_token.rpartition(".")[0]) or runtime
     try:
         school_id, guardian_id, successor = refresh_tokens.rotate(runtime, body.refresh_token)
     except refresh_tokens.RefreshRefused as exc:

@@ -1,7 +1,8 @@
-"""Dependencies: who is calling, and which school's directory they act in."""
+"""Dependencies: who is calling, which school's directory they act in, and the shard that holds it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -10,16 +11,65 @@ from fastapi import Depends, Request
 from relay.api.errors import ApiError
 from relay.base import tokens
 from relay.base.runtime import Runtime
+from relay.base.shards import Shards
 from routing.directory import School, Staff
+
+# Where else a request may say its school (a page session's cookie): added by the layers that own them.
+SchoolHint = Callable[[Request], str | None]
+
+
+async def get_shards(request: Request) -> Shards:
+    shards: Shards = request.app.state.shards
+    return shards
 
 
 async def get_runtime(request: Request) -> Runtime:
+    """The runtime of the shard that holds the caller's school (the only one without a `shards:` map).
+
+    A request that names no school (no token, a forged one) gets the first shard, where it fails its
+    sign-in check as it would anywhere: nothing is read for it that belongs to a school."""
     # async: FastAPI runs a plain function dependency on a worker thread, a hop that costs more than this.
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+    shards: Shards = request.app.state.shards
+    if shards.single:
+        return shards.default
+    return shards.for_school(school_of_request(request, shards)) or shards.default
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ShardsDep = Annotated[Shards, Depends(get_shards)]
+
+
+def school_of_request(request: Request, shards: Shards) -> str | None:
+    """The school a request acts in, from the signed token it carries (header, path or query) or a hint."""
+    header = request.headers.get("authorization", "")
+    scheme, _, bearer = header.partition(" ")
+    signed = [bearer.strip()] if scheme.lower() == "bearer" else []
+    signed += [str(request.path_params.get("token") or ""), request.query_params.get("token") or ""]
+    for token in filter(None, signed):
+        school_id = school_of_token(shards, token)
+        if school_id:
+            return school_id
+    hints: list[SchoolHint] = getattr(request.app.state, "school_hints", [])
+    return next(filter(None, (hint(request) for hint in hints)), None)
+
+
+def school_of_token(shards: Shards, token: str) -> str | None:
+    """The school a valid signed token names; a caller token without one: the shard whose directory has them."""
+    try:
+        claims = tokens.verify(token, shards.default.settings.signing_keys())
+    except tokens.TokenError:
+        return None
+    if isinstance(claims.get("sch"), str):
+        return str(claims["sch"])
+    subject, kind = claims.get("sub"), claims.get("k")
+    if not isinstance(subject, str) or kind not in ("parent", "staff"):
+        return None
+    for runtime in shards.runtimes.values():
+        directories = runtime.directories
+        found = (directories.school_of_guardian if kind == "parent" else directories.school_of_staff)(subject)
+        if found:
+            return found
+    return None
 
 
 def _caller(request: Request, runtime: Runtime) -> tokens.Caller:

@@ -7,24 +7,30 @@ from fastapi.responses import JSONResponse, Response
 
 from relay.api import auth, errors, me, my_data, requests, staff
 from relay.api.body_limit import BodyLimit
-from relay.api.deps import RuntimeDep
+from relay.api.deps import ShardsDep
 from relay.api.shedding import InFlight, IntakeGate
 from relay.base import metrics
 from relay.base.log import configure
 from relay.base.runtime import Runtime, get_runtime
+from relay.base.settings import get_settings
+from relay.base.shards import Shards
 from relay.pages import privacy
 
 
-def create_app(runtime: Runtime | None = None) -> FastAPI:
-    runtime = runtime or get_runtime()
+def create_app(runtime: Runtime | None = None, shards: Shards | None = None) -> FastAPI:
+    """The API over `runtime`, or over the shards of RELAY_CONFIG's `shards:` map (requests go by school)."""
+    if shards is None:
+        shards = Shards.one(runtime) if runtime is not None else Shards.configured(get_settings(), get_runtime)
+    runtime = shards.default
     configure(runtime.settings.log_level)
     app = FastAPI(
         title="Relay",
         version="0.1.0",
         description="家校消息中转：家长的每个请求都有负责人和回复时间。Parents' requests, routed to the right person on time.",
     )
-    app.state.runtime = runtime
-    metrics.install_collectors(runtime)
+    app.state.runtime = runtime  # the first shard: settings, which every shard shares but the Redis
+    app.state.shards = shards
+    metrics.install_collectors(runtime, shards.runtimes)
     errors.install(app)
     app.add_middleware(BodyLimit, api_bytes=runtime.settings.max_body_bytes)
     app.state.intake_in_flight = InFlight(runtime.settings.intake_max_in_flight)
@@ -59,12 +65,19 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"])
-    async def readyz(runtime: RuntimeDep) -> JSONResponse:
-        try:
-            runtime.redis.ping()
-        except Exception as exc:  # any failure to reach Redis means not ready
-            return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503)
-        return JSONResponse({"status": "ok", "redis": "ok"})
+    async def readyz(shards: ShardsDep) -> JSONResponse:
+        answers = {}
+        for name, shard in shards.runtimes.items():
+            try:
+                shard.redis.ping()
+                answers[name] = "ok"
+            except Exception as exc:  # any failure to reach Redis means not ready
+                answers[name] = type(exc).__name__
+        broken = next((answer for answer in answers.values() if answer != "ok"), None)
+        body: dict[str, object] = {"status": "unavailable" if broken else "ok", "redis": broken or "ok"}
+        if not shards.single:
+            body["shards"] = answers  # a school on a shard that is down cannot be served: not ready
+        return JSONResponse(body, status_code=503 if broken else 200)
 
     @app.get("/metrics", tags=["operations"])
     def metrics_endpoint(request: Request) -> Response:  # sync: scrape-time gauges read Redis, off the event loop

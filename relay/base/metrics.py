@@ -241,7 +241,7 @@ def _triage_model() -> Metric:
     return loaded
 
 
-_state: StateCollector | None = None
+_state: Collector | None = None
 _multiprocess_registry: CollectorRegistry | None = None
 
 
@@ -256,10 +256,33 @@ def _recorded() -> CollectorRegistry:
     return _multiprocess_registry
 
 
-def install_collectors(runtime: Runtime) -> None:
-    """Have /metrics report the state in this runtime's Redis (the last runtime installed wins)."""
+class _ByShard(Collector):
+    """The state of several shards' Redis in one scrape: each sample labelled with its shard."""
+
+    def __init__(self, shards: dict[str, StateCollector]) -> None:
+        self._shards = shards
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for name, state in self._shards.items():
+            for family in state.collect():
+                samples = [s._replace(labels={**s.labels, "shard": name}) for s in family.samples]
+                if family.name in merged:
+                    merged[family.name].samples += samples
+                else:
+                    family.samples = samples
+                    merged[family.name] = family
+        yield from merged.values()
+
+
+def install_collectors(runtime: Runtime, shards: dict[str, Runtime] | None = None) -> None:
+    """Have /metrics report the state in this runtime's Redis (the last runtime installed wins), or in each
+    shard's, with a `shard` label, when the process serves several."""
     global _state
-    _state = StateCollector(runtime)
+    if shards and len(shards) > 1:
+        _state = _ByShard({name: StateCollector(r) for name, r in shards.items()})
+    else:
+        _state = StateCollector(runtime)
 
 
 def scrape_allowed(authorization: str | None, token: str | None) -> bool:

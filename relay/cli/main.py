@@ -163,11 +163,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from relay.base.runtime import get_runtime
+    from relay.base.runtime import get_runtime, set_runtime
+    from relay.base.settings import get_settings
+    from relay.base.shards import ShardError, Shards
     from relay.cli.serving import LOOP, NoDelayHttpTools
     from relay.school.startup import publish_configured
 
-    publish_configured(get_runtime())
+    try:
+        shards = Shards.configured(get_settings(), get_runtime)
+    except ShardError as exc:
+        print(f"relay serve: {exc}", file=sys.stderr)
+        return 1
+    for name, runtime in shards.runtimes.items():
+        publish_configured(runtime, only=shards.schools_of(name))  # each school's directory on its own shard
+    set_runtime(shards.default)  # never a connection to REDIS_URL beside the shards
     if not get_runtime().settings.metrics_token:
         from relay.base.log import configure, log
 
@@ -177,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers <= 1:
         from relay.app.factory import create_app
 
-        uvicorn.run(create_app(), host=args.host, port=args.port, log_level="warning", access_log=False,
+        uvicorn.run(create_app(shards=shards), host=args.host, port=args.port, log_level="warning", access_log=False,
                     http=NoDelayHttpTools, loop=LOOP)
         return 0
     # Several processes on one port (uvicorn's workers, each building its own app). Their counters go to
@@ -196,11 +205,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from relay.base.runtime import get_runtime
+    from relay.base.runtime import get_runtime, set_runtime
+    from relay.base.settings import get_settings
+    from relay.base.shards import ShardError, for_worker, shard_runtime
     from relay.cli.worker import run_worker
     from relay.school.startup import publish_configured
 
-    publish_configured(get_runtime())
+    try:
+        shard = for_worker(get_settings(), args.shard)
+        if shard is not None:
+            # Every job and timer of this process reads get_runtime(): this shard's Redis and queues, no other.
+            set_runtime(shard_runtime(get_settings(), shard))
+    except ShardError as exc:
+        print(f"relay worker: {exc}", file=sys.stderr)
+        return 2
+    publish_configured(get_runtime(), only=set(shard.schools) if shard else None)
     run_worker(with_scheduler=not args.no_scheduler, burst=args.burst)
     return 0
 
@@ -298,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="a worker with the timer scheduler")
+    worker.add_argument("--shard", metavar="NAME", help="the shard of RELAY_CONFIG's shards: map this worker serves "
+                                                        "(required when the map exists)")
     worker.add_argument("--no-scheduler", action="store_true")
     worker.add_argument("--burst", action="store_true", help="stop when the queues are empty")
     worker.set_defaults(func=cmd_worker)

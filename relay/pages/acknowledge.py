@@ -11,10 +11,11 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from relay.api.deps import RuntimeDep
+from relay.api.deps import ShardsDep
 from relay.base import keys, links, store, tokens
 from relay.base.log import log
 from relay.base.runtime import Runtime
+from relay.base.shards import Shards
 from relay.base.store import RequestRecord
 from relay.core import actions
 from relay.core.permissions import can_act
@@ -25,17 +26,26 @@ from routing.directory import School, Staff
 router = APIRouter(include_in_schema=False)
 
 
-def _granted(runtime: Runtime, code: str) -> tuple[links.AckLink, School, Staff | None, RequestRecord] | None:
-    """The link's grant, the school's current directory, the person as it lists them now, and the request."""
-    try:
-        link = links.resolve(runtime.redis, runtime.settings, runtime.directories.school_ids(), code)
-    except tokens.TokenError:
+Granted = tuple[Runtime, links.AckLink, School, Staff | None, RequestRecord]
+
+
+def _granted(shards: Shards, code: str) -> Granted | None:
+    """The shard, the link's grant, the school's current directory, the person as it lists them now, and the request."""
+    link = None
+    for runtime in shards.runtimes.values():  # a short code says its school only to the shard that keeps it
+        try:
+            link = links.resolve(runtime.redis, runtime.settings, runtime.directories.school_ids(), code)
+            break
+        except tokens.TokenError:
+            continue
+    home = shards.for_school(link.school) if link else None
+    if link is None or home is None:
         return None
-    found = runtime.directories.school(link.school)
-    record = store.load(runtime.redis, link.school, link.request_id) if found else None
+    found = home.directories.school(link.school)
+    record = store.load(home.redis, link.school, link.request_id) if found else None
     if found is None or record is None:
         return None
-    return link, found[1], found[1].staff_member(link.staff_id), record
+    return home, link, found[1], found[1].staff_member(link.staff_id), record
 
 
 def _still_entitled(member: Staff | None, school: School, record: RequestRecord) -> bool:
@@ -45,23 +55,23 @@ def _still_entitled(member: Staff | None, school: School, record: RequestRecord)
 
 
 @router.get("/a/{code}")
-async def ack_page(code: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
+async def ack_page(code: str, request: Request, shards: ShardsDep) -> HTMLResponse:
     """Shows a button rather than acknowledging: a chat app's link preview must not acknowledge."""
-    granted = _granted(runtime, code)
+    granted = _granted(shards, code)
     if granted is None:
         return render(request, "ack.html", 404, state="invalid")
-    _, school, member, record = granted
+    _, _, school, member, record = granted
     if not _still_entitled(member, school, record):
         return render(request, "ack.html", 403, state="revoked")
     return render(request, "ack.html", record=record, state="ask", owner=owner_words(school, record.owner))
 
 
 @router.post("/a/{code}")
-async def ack_confirm(code: str, request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    granted = _granted(runtime, code)
+async def ack_confirm(code: str, request: Request, shards: ShardsDep) -> HTMLResponse:
+    granted = _granted(shards, code)
     if granted is None:
         return render(request, "ack.html", 404, state="invalid")
-    link, school, member, record = granted
+    runtime, link, school, member, record = granted
     if not _still_entitled(member, school, record):
         log.info("ack_link_refused", request_id=link.request_id, school_id=link.school, staff_id=link.staff_id,
                  reason="not in the current directory" if member is None else "may not act")
@@ -73,12 +83,13 @@ async def ack_confirm(code: str, request: Request, runtime: RuntimeDep) -> HTMLR
 
 
 @router.get("/dev/outbox")
-async def outbox(request: Request, runtime: RuntimeDep) -> HTMLResponse:
-    if not runtime.settings.dev_outbox:
+async def outbox(request: Request, shards: ShardsDep) -> HTMLResponse:
+    if not shards.default.settings.dev_outbox:
         return render(request, "outbox.html", 404, entries=[], disabled=True)
     entries = []
-    for school_id in runtime.directories.school_ids():
-        for raw in runtime.redis.lrange(keys.outbox(school_id), 0, 199):
-            entries.append(dict(json.loads(raw), school_id=school_id))
+    for runtime in shards.runtimes.values():
+        for school_id in runtime.directories.school_ids():
+            for raw in runtime.redis.lrange(keys.outbox(school_id), 0, 199):
+                entries.append(dict(json.loads(raw), school_id=school_id))
     entries.sort(key=lambda e: e.get("sent_at", ""), reverse=True)
     return render(request, "outbox.html", entries=entries, disabled=False)

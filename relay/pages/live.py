@@ -16,8 +16,9 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
+from relay.api.deps import RuntimeDep
 from relay.base import keys
-from relay.base.runtime import DEFAULT_REDIS_URL
+from relay.base.runtime import DEFAULT_REDIS_URL, Runtime
 from relay.pages.sessions import SignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -27,18 +28,20 @@ HEARTBEAT_SECONDS = 10.0
 RECONNECT_MS = 1000
 
 
-def _connection(request: Request) -> aioredis.Redis:
-    """One asyncio Redis client per app (its pool gives each listener a connection)."""
+def _connection(request: Request, runtime: Runtime) -> aioredis.Redis:
+    """One asyncio Redis client per app and shard (its pool gives each listener a connection)."""
     state = request.app.state
     if getattr(state, "event_redis", None) is None:
-        url = state.runtime.settings.redis_url or DEFAULT_REDIS_URL
-        state.event_redis = aioredis.Redis.from_url(url, socket_connect_timeout=1.0)
-    client: aioredis.Redis = state.event_redis
+        state.event_redis = {}
+    url = runtime.settings.redis_url or DEFAULT_REDIS_URL
+    if url not in state.event_redis:
+        state.event_redis[url] = aioredis.Redis.from_url(url, socket_connect_timeout=1.0)
+    client: aioredis.Redis = state.event_redis[url]
     return client
 
 
-async def _stream(request: Request, school_id: str) -> AsyncIterator[bytes]:
-    pubsub = _connection(request).pubsub(ignore_subscribe_messages=True)
+async def _stream(request: Request, runtime: Runtime, school_id: str) -> AsyncIterator[bytes]:
+    pubsub = _connection(request, runtime).pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(keys.events(school_id))
         yield f"retry: {RECONNECT_MS}\nevent: ready\ndata: {{}}\n\n".encode()
@@ -62,10 +65,10 @@ async def _stream(request: Request, school_id: str) -> AsyncIterator[bytes]:
 
 
 @router.get("/staff/events")
-async def staff_events(request: Request, session: SignedIn) -> StreamingResponse:
+async def staff_events(request: Request, session: SignedIn, runtime: RuntimeDep) -> StreamingResponse:
     """`event: change` with `{"id", "status", "at"}` for each change of a request of the school."""
     return StreamingResponse(
-        _stream(request, session.school.id),
+        _stream(request, runtime, session.school.id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -212,7 +212,15 @@ def sign_in_url(runtime: Runtime, token: str) -> str:
     return f"{runtime.settings.public_url.rstrip('/')}/staff/signin/{token}"
 
 
+def school_of_cookie(request: Request) -> str | None:
+    """The school a page session's cookie names (`<school>.<random>`): which shard keeps the session."""
+    parts = _split(request.cookies.get(SESSION_COOKIE) or "")
+    return parts[0] if parts else None
+
+
 def install(app: FastAPI) -> None:
+    app.state.school_hints = [*getattr(app.state, "school_hints", []), school_of_cookie]
+
     @app.exception_handler(NotSignedIn)
     async def _sign_in_first(request: Request, _: NotSignedIn) -> Response:
         if request.url.path.endswith((".json", "/events")):

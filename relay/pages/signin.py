@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from adapters.base import Message, Result, delivered, not_configured
-from relay.api.deps import RuntimeDep
+from relay.api.deps import RuntimeDep, ShardsDep, school_of_token
 from relay.base import keys, tokens
 from relay.base.log import log
 from relay.base.runtime import ROUTINE, Runtime, get_runtime
@@ -82,9 +82,11 @@ async def login_page(request: Request, runtime: RuntimeDep, next_path: NextParam
 
 
 @router.post("/staff/login/token")
-async def sign_in_with_token(request: Request, runtime: RuntimeDep) -> Response:
+async def sign_in_with_token(request: Request, shards: ShardsDep) -> Response:
     form = await checked_public_form(request)
-    found = _staff_of_token(runtime, str(form.get("token") or ""))
+    token = str(form.get("token") or "")
+    runtime = shards.for_school(school_of_token(shards, token)) or shards.default  # the form names the school
+    found = _staff_of_token(runtime, token)
     if found is None:
         return render_public_form(request, "login.html", 401, error_key="login_bad_token", next="")
     school_id, member = found
@@ -114,10 +116,12 @@ def _signed_in(request: Request, runtime: Runtime, school_id: str, member: Staff
 
 
 @router.post("/staff/login")
-async def ask_for_link(request: Request, runtime: RuntimeDep) -> HTMLResponse:
+async def ask_for_link(request: Request, shards: ShardsDep) -> HTMLResponse:
     form = await checked_public_form(request)
     wanted = str(form.get("next") or "")
-    for school_id, member in find_staff(runtime, str(form.get("who") or "")):
+    found = [(runtime, school_id, member) for runtime in shards.runtimes.values()
+             for school_id, member in find_staff(runtime, str(form.get("who") or ""))]
+    for runtime, school_id, member in found:  # the link is made and sent by a worker of the person's shard
         if count_ask(runtime.redis, school_id, member.id) <= LINKS_PER_WINDOW:
             runtime.queues[ROUTINE].enqueue("relay.pages.signin.send_link", school_id, member.id,
                                             wanted if sessions.safe_next(wanted) else None,

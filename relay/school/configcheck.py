@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from relay.base import shards
 from relay.base.outbound import contact_problems
 from relay.base.settings import get_settings
 from routing.calendar import missing_years, unknown_years
@@ -79,14 +80,19 @@ def check_file(path: Path) -> tuple[list[Problem], str]:
         return [Problem("RELAY_WEBHOOK_ALLOW_PRIVATE", str(exc))], ""
     for i, school in enumerate(directory.schools):
         problems += [Problem(f"schools[{i}].{p.where}", p.message) for p in contact_problems(school, allowed)]
+    problems += shards.problems_in(raw, [s.id for s in directory.schools])
     if problems:
         return problems, ""
     today = dt.date.today()
-    warnings = unknown_keys(raw) + warnings_for(directory) + _channel_problems(directory)
+    # `shards:` is read by relay/base/shards.py, not by the directory: not a typo.
+    warnings = [w for w in unknown_keys(raw) if w.where != "shards"] + warnings_for(directory)
+    warnings += _channel_problems(directory)
     warnings += calendar_warnings(raw, directory, today)
     summary = "; ".join(
         f"{s.id}: {len(s.classes)} classes, {len(s.students)} students, {len(s.staff)} staff" for s in directory.schools
     )
+    if isinstance(raw.get("shards"), list):
+        summary += "; shards: " + ", ".join(f"{e['name']} ({len(e['schools'])} schools)" for e in raw["shards"])
     for warning in warnings:
         summary += f"\nwarning: {warning}"
     return problems, f"ok: {summary}"
