@@ -3,6 +3,7 @@ retention period are purged by the daily timer and by `relay purge`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
@@ -13,8 +14,8 @@ from support.spine import WebhookReceiver
 from support.trust import TrustSchool, make_school
 
 from relay.base import keys, store
-from relay.base.runtime import set_runtime
-from relay.core import retention, timers
+from relay.base.runtime import Runtime, set_runtime
+from relay.core import export, retention, timers
 from relay.pages.privacy import NOTICE_VERSION
 from relay.school import bindings, refresh_tokens
 
@@ -92,40 +93,76 @@ def test_a_guardian_deletes_their_data_and_only_theirs(school: TrustSchool) -> N
     assert any(e["action"] == "ack" and e["request_id"] == mine[1] for e in school.audit())
 
 
-def aged(school: TrustSchool, text: str, days: float) -> str:
-    """A request submitted now, then stored again under an id from `days` ago (ids carry their time)."""
+def aged(school: TrustSchool, text: str, days: float, closed_days: float | None = None) -> str:
+    """A request submitted now, then stored again under an id from `days` ago (ids carry their time),
+    resolved `closed_days` ago when given (open otherwise)."""
     made = school.made_request(text)["id"]
     current = json.loads(school.redis.get(keys.request(school.id, made)))
     old_id = store.new_request_id(time.time() - days * 86400)
     current["id"] = old_id
+    if closed_days is not None:
+        closed = dt.datetime.fromtimestamp(time.time() - closed_days * 86400, dt.UTC).isoformat(timespec="seconds")
+        current.update(status="resolved", resolved_at=closed, updated_at=closed)
     with school.redis.pipeline(transaction=True) as pipe:
         store.write_request(pipe, store.RequestRecord.model_validate(current))
         pipe.rpush(keys.timeline(school.id, old_id), store.timeline_entry("received", current["created_at"]))
         pipe.zadd(keys.guardian_requests(school.id, current["guardian_id"]), {old_id: time.time() - days * 86400})
+        pipe.zadd(keys.school_requests(school.id), {old_id: time.time() - days * 86400})
+        pipe.set(keys.delivery(school.id, f"{old_id}.created.0.aa"), json.dumps({"event_id": f"{old_id}.created.0.aa"}))
         pipe.execute()
     return old_id
 
 
-def test_relay_purge_deletes_what_is_past_retention(school: TrustSchool) -> None:
-    old = aged(school, "去年的请假", 400)
-    recent = aged(school, "上个月的请假", 30)
-    assert retention.created_at(old) == pytest.approx(time.time() - 400 * 86400, abs=5)
+def test_relay_purge_exports_then_deletes_closed_requests_past_retention(school: TrustSchool, tmp_path: Path) -> None:
+    old_closed = aged(school, "去年的请假", 400, closed_days=390)
+    old_open = aged(school, "一直没人处理的请假", 400)  # open: never expires, however old
+    lately_closed = aged(school, "去年开学时的问题", 300, closed_days=30)  # closed a month ago: kept
+    assert retention.created_at(old_closed) == pytest.approx(time.time() - 400 * 86400, abs=5)
+    # An audit entry from before the audit retention period, and one from now.
+    school.redis.xadd(keys.audit(school.id), {"at": "old", "staff_id": "aa", "action": "view", "request_id": "r1"},
+                      id=f"{int((time.time() - 200 * 86400) * 1000)}-0")
+    exports = tmp_path / "exports"
+    env = {"RELAY_RETENTION_EXPORT_DIR": str(exports)}
 
-    dry = school.relay("purge", "--dry-run", "--school", school.id)
+    dry = school.relay("purge", "--dry-run", "--school", school.id, env=env)
     assert dry.returncode == 0, dry.stderr
-    assert json.loads(dry.stdout) == {"school_id": school.id, "would_purge": 1, "older_than_days": 365}
-    assert school.redis.exists(keys.request(school.id, old))
+    assert json.loads(dry.stdout) == {"school_id": school.id, "would_purge": 1, "older_than_days": 180,
+                                      "audit_entries": 1, "audit_older_than_days": 180, "export": None}
+    assert school.redis.exists(keys.request(school.id, old_closed)) and not exports.exists()
 
-    done = school.relay("purge", "--school", school.id)
-    assert json.loads(done.stdout)["purged"] == 1
-    assert not school.redis.exists(keys.request(school.id, old), keys.timeline(school.id, old))
-    assert school.redis.zscore(keys.guardian_requests(school.id, "g1"), old) is None
-    assert school.redis.exists(keys.request(school.id, recent))
+    done = school.relay("purge", "--school", school.id, env=env)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["purged"] == 1 and answer["audit_entries"] == 1
+    exported = export.read(Path(answer["export"]))
+    assert Path(answer["export"]).parent == exports / school.id
+    assert oct(Path(answer["export"]).stat().st_mode & 0o777) == "0o600"  # it holds children's data
+    requests = [line for line in exported if line["kind"] == "request"]
+    assert [line["request"]["id"] for line in requests] == [old_closed]
+    assert requests[0]["timeline"][0]["kind"] == "received" and requests[0]["request"]["text"] == "去年的请假"
+    assert [d["event_id"] for d in requests[0]["deliveries"]] == [f"{old_closed}.created.0.aa"]
+    assert [line["entry"]["at"] for line in exported if line["kind"] == "audit"] == ["old"]
+
+    assert not school.redis.exists(keys.request(school.id, old_closed), keys.timeline(school.id, old_closed),
+                                   keys.delivery(school.id, f"{old_closed}.created.0.aa"))
+    assert school.redis.zscore(keys.guardian_requests(school.id, "g1"), old_closed) is None
+    assert school.redis.zscore(keys.school_requests(school.id), old_closed) is None
+    assert school.redis.exists(keys.request(school.id, old_open), keys.request(school.id, lately_closed)) == 2
+    assert "old" not in [e["at"] for e in school.audit()]
     assert [e["count"] for e in school.audit() if e["action"] == "retention_purged"] == ["1"]
 
 
-def test_the_daily_purge_timer_purges_and_rearms(school: TrustSchool) -> None:
-    old = aged(school, "很久以前的请假", 366)
+def test_a_purge_that_cannot_write_its_export_deletes_nothing(school: TrustSchool, tmp_path: Path) -> None:
+    old_closed = aged(school, "去年的请假", 400, closed_days=390)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the export directory should be")
+    done = school.relay("purge", "--school", school.id, env={"RELAY_RETENTION_EXPORT_DIR": str(blocked)})
+    assert done.returncode == 1 and "nothing was purged" in done.stderr
+    assert school.redis.exists(keys.request(school.id, old_closed), keys.timeline(school.id, old_closed)) == 2
+
+
+def test_the_daily_purge_timer_purges_and_rearms(school: TrustSchool, tmp_path: Path) -> None:
+    old = aged(school, "很久以前的请假", 366, closed_days=200)
     assert timers.KINDS["purge"] == ("purge", "relay.core.retention.purge_on_timer", "routine", False)
     assert retention.PURGE_TIMER == "purge|daily"
     retention.arm_daily(school.runtime, [school.id])
@@ -133,11 +170,12 @@ def test_the_daily_purge_timer_purges_and_rearms(school: TrustSchool) -> None:
     assert due is not None and due / 1000 > time.time()
     retention.arm_daily(school.runtime, [school.id], first_in=0)  # an armed timer keeps its time
     assert school.redis.zscore(keys.timers(school.id), retention.PURGE_TIMER) == due
-    set_runtime(school.runtime)
+    runtime = Runtime(school.runtime.settings.model_copy(update={"retention_export_dir": str(tmp_path)}),
+                      connection=school.redis)
+    set_runtime(runtime)
     try:
         assert retention.purge_on_timer(school.id, "daily") == "purged 1"
     finally:
         set_runtime(None)
     assert not school.redis.exists(keys.request(school.id, old))
-    tomorrow = school.redis.zscore(keys.timers(school.id), retention.PURGE_TIMER)
-    assert tomorrow is not None and tomorrow / 1000 == pytest.approx(time.time() + 86400, abs=60)
+    assert [p.name.endswith(".jsonl.gz") for p in (tmp_path / school.id).iterdir()] == [True]

@@ -79,7 +79,11 @@ class Settings(BaseSettings):
     rate_limit_urgent: str = "5/hour;20/day"
     rate_limit_bind: str = "5/10 minutes;20/day"
     rate_limit_bind_ip: str = "30/10 minutes;300/day"  # a parents' meeting binds from the school's Wi-Fi
-    retention_days: int = 365  # requests and their timelines older than this are purged daily
+    # Retention (relay/core/retention.py; the laws behind the defaults: README-ops.md, "Retention"). A closed
+    # request, its timeline and its delivery records are purged this many days after it closed; open ones never.
+    retention_days: int = Field(default=180, ge=1)
+    audit_retention_days: int = Field(default=180, ge=1)  # audit entries older than this are purged
+    retention_export_dir: str = str(STATE_DIR / "retention")  # each purge writes what it deletes here first
 
     # Vendors (names fixed by DESIGN.md)
     wecom_corp_id: str | None = None

@@ -61,11 +61,18 @@ def cmd_purge(args: argparse.Namespace) -> int:
     runtime = get_runtime()
     try:
         for school_id in _schools(args.school):
-            count = retention.purge(runtime, school_id, dry_run=args.dry_run)
-            print(json.dumps({"school_id": school_id, "purged" if not args.dry_run else "would_purge": count,
-                              "older_than_days": runtime.settings.retention_days}))
+            done = retention.purge(runtime, school_id, dry_run=args.dry_run)
+            print(json.dumps({"school_id": school_id, "purged" if not args.dry_run else "would_purge": done.requests,
+                              "older_than_days": runtime.settings.retention_days,
+                              "audit_entries": done.audit_entries,
+                              "audit_older_than_days": runtime.settings.audit_retention_days,
+                              "export": str(done.export) if done.export else None}))
     except redis.RedisError as exc:
         print(f"cannot reach Redis: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the export could not be written: nothing was deleted
+        print(f"cannot write the export under {runtime.settings.retention_export_dir}: {exc}; nothing was purged",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -107,7 +114,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     audit.add_argument("--since", help="an ISO date or time (UTC unless given), or an age like 24h or 7d")
     audit.set_defaults(func=cmd_audit)
 
-    purge = sub.add_parser("purge", help="delete requests older than RELAY_RETENTION_DAYS")
+    purge = sub.add_parser("purge", help="export, then delete, requests closed more than RELAY_RETENTION_DAYS ago "
+                                         "and audit entries older than RELAY_AUDIT_RETENTION_DAYS")
     purge.add_argument("--school", help="one school (default: every school)")
     purge.add_argument("--dry-run", action="store_true", help="only count them")
     purge.set_defaults(func=cmd_purge)

@@ -76,3 +76,22 @@ def entries(connection: redis.Redis, school_id: str, since: str | None = None,
         if len(chunk) < batch:
             return
         start = "(" + text(chunk[-1][0])
+
+
+def entries_before(connection: redis.Redis, school_id: str, before_ms: int,
+                   batch: int = 1000) -> Iterator[dict[str, Any]]:
+    """The school's entries written before `before_ms` (epoch milliseconds), oldest first: what a trim removes."""
+    start = "-"
+    end = f"({before_ms}-0"
+    while True:
+        chunk: list[Any] = connection.xrange(keys.audit(school_id), min=start, max=end, count=batch) or []
+        for entry_id, fields in chunk:
+            yield {"id": text(entry_id), **{text(k): text(v) for k, v in (fields or {}).items()}}
+        if len(chunk) < batch:
+            return
+        start = "(" + text(chunk[-1][0])
+
+
+def trim_before(connection: redis.Redis, school_id: str, before_ms: int) -> int:
+    """Delete the entries written before `before_ms`; returns how many. XTRIM MINID (Redis 6.2 has it), exact."""
+    return int(connection.xtrim(keys.audit(school_id), minid=f"{before_ms}-0", approximate=False))

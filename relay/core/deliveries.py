@@ -335,6 +335,24 @@ def stored_for(connection: redis.Redis, school_id: str, request_ids: Iterable[st
             if request_of(text(k)[len(prefix):]) in ids]
 
 
+_MARKS = (":queued", ":lock", ":ack-link")  # keys beside a delivery record (keys.delivery_queued, ...)
+
+
+def records_of(connection: redis.Redis, school_id: str, request_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """These requests' delivery records (still kept: they expire after DELIVERY_TTL_SECONDS), by request id."""
+    ids = set(request_ids)
+    prefix = keys.delivery(school_id, "")
+    found = [key for key in (text(k) for k in connection.scan_iter(match=prefix + "*", count=1000))
+             if not key.endswith(_MARKS) and request_of(key[len(prefix):]) in ids]
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for start in range(0, len(found), 500):
+        batch = found[start:start + 500]
+        for key, raw in zip(batch, connection.mget(batch), strict=True):
+            if raw is not None:
+                kept.setdefault(request_of(key[len(prefix):]), []).append(json.loads(raw))
+    return kept
+
+
 def forget(pipe: Pipeline, found: Iterable[str]) -> None:
     for key in found:
         pipe.delete(key)

@@ -1,27 +1,33 @@
 """Forgetting requests: a guardian's data on their request, and everything past the retention period.
 
 `forget` deletes requests with all that hangs off them — the record, its timeline, its place in
-the open queue and the guardian's index, its delivery records and its timers — in one
-transaction. `purge` forgets the requests of a school older than `RELAY_RETENTION_DAYS`; the
-worker's scheduler runs it once a day through the `purge|daily` timer of each school, and
-operators can run it by hand (`relay purge --dry-run`). The audit log keeps one entry per run,
-with a count.
+the open queue, the school's list and the guardian's index, its delivery records and its timers —
+in one transaction. `purge` forgets the school's closed requests whose closing is older than
+`RELAY_RETENTION_DAYS`, and trims audit entries older than `RELAY_AUDIT_RETENTION_DAYS`; open requests
+never expire, however old. Before anything is deleted it is written to a gzipped JSON Lines file
+under `RELAY_RETENTION_EXPORT_DIR/<school>/` (fsynced, then renamed): a purge that cannot write its
+export deletes nothing. The worker's scheduler runs it once a day through the `purge|daily` timer of
+each school, and operators can run it by hand (`relay purge --dry-run`). The audit log keeps one
+entry per run, with a count. Defaults and the laws behind them: README-ops.md, "Retention".
 
-A request id begins with its creation time in milliseconds (store.new_request_id), so a purge
-reads ages from ids without loading records.
+A request id begins with its creation time in milliseconds (store.new_request_id), and a request
+closes after it was created, so a purge reads ids first and loads only those created before the cutoff.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import redis
 
 from relay.base import clock, keys
 from relay.base.log import log
 from relay.base.runtime import Runtime, get_runtime
-from relay.base.store import RequestRecord, text
-from relay.core import audit, deliveries
+from relay.base.store import RequestRecord, load_timeline, text
+from relay.core import audit, deliveries, export
 from relay.core.timers import PURGE, arm, disarm, request_of
 
 PURGE_TIMER = PURGE.id("daily")
@@ -51,6 +57,7 @@ def forget(connection: redis.Redis, school_id: str, records: list[RequestRecord]
         for record in records:
             pipe.delete(keys.request(school_id, record.id), keys.timeline(school_id, record.id))
             pipe.zrem(keys.open_requests(school_id), record.id)
+            pipe.zrem(keys.school_requests(school_id), record.id)
             pipe.zrem(keys.guardian_requests(school_id, record.guardian_id), record.id)
         deliveries.forget(pipe, stored)
         disarm(pipe, school_id, *timers)
@@ -64,8 +71,7 @@ def _load_many(connection: redis.Redis, school_id: str, request_ids: Iterable[st
     return [RequestRecord.model_validate_json(raw) for raw in raws if raw]
 
 
-def expired_ids(connection: redis.Redis, school_id: str, days: int, now: float | None = None) -> list[str]:
-    cutoff = (now if now is not None else clock.now()) - days * 86400
+def _older_ids(connection: redis.Redis, school_id: str, cutoff: float) -> list[str]:
     prefix = keys.request(school_id, "")
     found = []
     for key in connection.scan_iter(match=keys.request(school_id, "*"), count=1000):
@@ -76,17 +82,56 @@ def expired_ids(connection: redis.Redis, school_id: str, days: int, now: float |
     return sorted(found)
 
 
-def purge(runtime: Runtime, school_id: str, dry_run: bool = False, now: float | None = None) -> int:
-    """Forget the school's requests older than the retention period; returns how many (would be) purged."""
-    r = runtime.redis
-    ids = expired_ids(r, school_id, runtime.settings.retention_days, now)
-    if dry_run or not ids:
-        return len(ids)
-    purged = 0
+def closed_at(record: RequestRecord) -> float:
+    """When the request closed (its last change for a request closed before resolved_at was kept)."""
+    return dt.datetime.fromisoformat(record.resolved_at or record.updated_at).timestamp()
+
+
+def expired(connection: redis.Redis, school_id: str, days: int, now: float | None = None) -> list[RequestRecord]:
+    """The school's closed requests that closed more than `days` ago; open ones never expire."""
+    cutoff = (now if now is not None else clock.now()) - days * 86400
+    ids = _older_ids(connection, school_id, cutoff)
+    found = []
     for start in range(0, len(ids), 500):
-        purged += forget(r, school_id, _load_many(r, school_id, ids[start:start + 500]))
+        found += [r for r in _load_many(connection, school_id, ids[start:start + 500])
+                  if not r.is_open and closed_at(r) < cutoff]
+    return found
+
+
+def expired_ids(connection: redis.Redis, school_id: str, days: int, now: float | None = None) -> list[str]:
+    return [r.id for r in expired(connection, school_id, days, now)]
+
+
+@dataclass(frozen=True)
+class Purged:
+    requests: int
+    audit_entries: int
+    export: Path | None  # the file written before deleting (None: nothing to delete)
+
+
+def purge(runtime: Runtime, school_id: str, dry_run: bool = False, now: float | None = None) -> Purged:
+    """Export, then forget, the school's requests and audit entries past their retention periods."""
+    r = runtime.redis
+    settings = runtime.settings
+    moment = now if now is not None else clock.now()
+    records = expired(r, school_id, settings.retention_days, moment)
+    audit_before = int((moment - settings.audit_retention_days * 86400) * 1000)
+    old_entries = list(audit.entries_before(r, school_id, audit_before))
+    if dry_run or not (records or old_entries):
+        return Purged(len(records), len(old_entries), None)
+    # The export first, whole and on disk: a purge whose export failed has deleted nothing.
+    sent = deliveries.records_of(r, school_id, [rec.id for rec in records]) if records else {}
+    lines = [{"kind": "request", "request": rec.model_dump(mode="json"),
+              "timeline": load_timeline(r, school_id, rec.id), "deliveries": sent.get(rec.id, [])}
+             for rec in records]
+    lines += [{"kind": "audit", "entry": entry} for entry in old_entries]
+    written = export.write(Path(settings.retention_export_dir), school_id, moment, lines)
+    purged = 0
+    for start in range(0, len(records), 500):
+        purged += forget(r, school_id, records[start:start + 500])
+    trimmed = audit.trim_before(r, school_id, audit_before) if old_entries else 0
     audit.record_count(r, school_id, "retention_purged", purged)
-    return purged
+    return Purged(purged, trimmed, written)
 
 
 def arm_daily(runtime: Runtime, school_ids: Iterable[str], first_in: float = FIRST_PURGE_AFTER_SECONDS) -> None:
@@ -101,13 +146,14 @@ def arm_daily(runtime: Runtime, school_ids: Iterable[str], first_in: float = FIR
 def purge_on_timer(school_id: str, rest: str) -> str:
     """The `purge|daily` timer's job: purge, then arm tomorrow's run (and any new school's first)."""
     runtime = get_runtime()
-    count = purge(runtime, school_id)
-    log.info("retention_purged", school_id=school_id, count=count, days=runtime.settings.retention_days)
+    done = purge(runtime, school_id)
+    log.info("retention_purged", school_id=school_id, count=done.requests, audit_entries=done.audit_entries,
+             days=runtime.settings.retention_days, export=str(done.export) if done.export else None)
     schools = runtime.directories.school_ids()
     if school_id in schools:  # a school taken out of service keeps no timer
         arm(runtime.redis, school_id, PURGE_TIMER, clock.now() + PURGE_EVERY_SECONDS)
     else:
         disarm(runtime.redis, school_id, PURGE_TIMER)
     arm_daily(runtime, schools)
-    return f"purged {count}"
+    return f"purged {done.requests}"
 

@@ -127,12 +127,13 @@ class TrustSchool:
         return [{k.decode(): v.decode() for k, v in fields.items()}
                 for _, fields in self.redis.xrange(f"relay:{self.id}:audit")]
 
-    def relay(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The `relay` command against this school's Redis and configuration."""
+    def relay(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """The `relay` command against this school's Redis and configuration (with more `env`)."""
+        given = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_") and k != "REDIS_URL"}
         env.update(REDIS_URL=str(self.runtime.settings.redis_url), RELAY_SECRET_KEY=SECRET_KEY,
                    RELAY_CONFIG=str(self.config), RELAY_QUEUE_PREFIX=self.runtime.settings.queue_prefix,
-                   **ALLOW_LOOPBACK)
+                   **ALLOW_LOOPBACK, **given)
         return subprocess.run([RELAY, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
 
     def close(self) -> None:
