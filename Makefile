@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint eval train bench-triage bench bench-timers bench-peak replay install clean
+.PHONY: dev test lint eval train bench-triage bench bench-timers bench-peak bench-memory replay install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-timers: $(STAMP)
 # 60 s burst at 300 req/s) on this machine; figures in docs/peak/summary.json and docs/peak/peak.png.
 bench-peak: $(STAMP)
 	$(BIN)/python tests/bench/peak_bench.py
+
+# Redis memory per stored request (MEMORY USAGE and INFO deltas over BENCH_REQUESTS=10000 requests of a
+# 1,500-student school), requests per GiB, and the retention that keeps such a school under 1 GiB a year.
+bench-memory: $(STAMP)
+	$(BIN)/python tests/bench/memory_bench.py
 
 clean:
 	rm -rf $(VENV) .relay .pytest_cache .mypy_cache .ruff_cache

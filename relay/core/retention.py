@@ -146,14 +146,20 @@ def arm_daily(runtime: Runtime, school_ids: Iterable[str], first_in: float = FIR
 def purge_on_timer(school_id: str, rest: str) -> str:
     """The `purge|daily` timer's job: purge, then arm tomorrow's run (and any new school's first)."""
     runtime = get_runtime()
-    done = purge(runtime, school_id)
-    log.info("retention_purged", school_id=school_id, count=done.requests, audit_entries=done.audit_entries,
-             days=runtime.settings.retention_days, export=str(done.export) if done.export else None)
+    try:
+        done: Purged | None = purge(runtime, school_id)
+    except OSError as exc:  # the export could not be written: nothing was deleted; tomorrow's run tries again
+        log.error("retention_export_failed", school_id=school_id, error=type(exc).__name__,
+                  directory=runtime.settings.retention_export_dir)
+        done = None
+    if done is not None:
+        log.info("retention_purged", school_id=school_id, count=done.requests, audit_entries=done.audit_entries,
+                 days=runtime.settings.retention_days, export=str(done.export) if done.export else None)
     schools = runtime.directories.school_ids()
     if school_id in schools:  # a school taken out of service keeps no timer
         arm(runtime.redis, school_id, PURGE_TIMER, clock.now() + PURGE_EVERY_SECONDS)
     else:
         disarm(runtime.redis, school_id, PURGE_TIMER)
     arm_daily(runtime, schools)
-    return f"purged {done.requests}"
+    return f"purged {done.requests}" if done is not None else "export failed: nothing purged"
 
