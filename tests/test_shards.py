@@ -8,6 +8,7 @@ names a port nobody listens on: a sharded process must never fall back to it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from support.spine import (
     log_tail,
     relay_env,
     school_document,
+    staff_page_session,
     start_api,
     stop,
     wait_until,
@@ -159,13 +161,33 @@ def test_each_school_lives_on_its_own_shard(sharded: Sharded, receiver: WebhookR
         for school_id, request_id in ((north, north_id), (south, south_id)):
             parent = {"Authorization": f"Bearer {caller_token('parent', 'g1', school_id)}"}
             assert client.get(f"/v1/requests/{request_id}", headers=parent).json()["id"] == request_id
-            staff = {"Authorization": f"Bearer {caller_token('staff', 'nurse', school_id)}"}
-            acked = client.post(f"/v1/requests/{request_id}/ack", headers=staff)
-            assert acked.status_code == 200, acked.text
-            assert client.get("/v1/queue", headers=staff).status_code == 200
+            assert client.get("/v1/queue", headers=staff_of(school_id)).status_code == 200
+        acked = client.post(f"/v1/requests/{north_id}/ack", headers=staff_of(north))
+        assert acked.status_code == 200, acked.text
+        # A short acknowledgement link names no school: the shard that keeps its code answers it.
+        nurse = receiver.wait_for(lambda p: p.path == f"/{south}/nurse", what="south's nurse")
+        code = nurse.json()["request"]["ack_url"].rsplit("/a/", 1)[1]
+        assert client.get(f"/a/{code}").status_code == 200
+        assert client.post(f"/a/{code}").status_code == 200
+        assert json.loads(sharded.redis["south"].get(f"relay:{south}:request:{south_id}"))["status"] == "acknowledged"
         # A token without its school finds the shard whose directory has the person.
-        anonymous = {"Authorization": f"Bearer {caller_token('parent', 'g2', None)}"}
-        assert client.get("/v1/requests", headers=anonymous).status_code == 200
+        anonymous = {"Authorization": f"Bearer {caller_token('parent', 'g1', None)}"}
+        mine = client.get("/v1/requests", headers=anonymous)
+        assert mine.status_code == 200 and north_id in mine.text  # north is searched first and has g1
+
+    # Staff pages: signed in by token, then by the session cookie, each on the school's own shard.
+    with httpx.Client(base_url=sharded.url, timeout=10) as browser:
+        signed_in = staff_page_session(browser, caller_token("staff", "aa", south))
+        assert signed_in.status_code == 303, signed_in.text
+        assert browser.cookies.get("relay_staff", "").startswith(f"{south}.")
+        assert browser.get("/staff/queue.json").status_code == 200
+        page = browser.get(f"/staff/requests/{south_id}")
+        assert page.status_code == 200 and FEVER in page.text  # read from south's Redis
+        assert any(":session:" in k for k in _school_keys(sharded.redis["south"], south))
+
+
+def staff_of(school_id: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {caller_token('staff', 'nurse', school_id)}"}
 
 
 def test_worker_and_config_check_refuse_a_bad_map(tmp_path: Path, receiver: WebhookReceiver) -> None:
