@@ -125,6 +125,9 @@ def test_each_school_lives_on_its_own_shard(sharded: Sharded, receiver: WebhookR
     with httpx.Client(base_url=sharded.url, timeout=10) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["shards"] == {"north": "ok", "south": "ok"}
+        scraped = client.get("/metrics").text  # each shard's gauges, told apart by a label
+        assert f'relay_open_requests{{school="{north}",shard="north"}}' in scraped
+        assert f'relay_open_requests{{school="{south}",shard="south"}}' in scraped
 
         north_id = _submit(client, north)
         south_id = _submit(client, south)  # south has no worker yet: its emergency waits in south's queue
