@@ -12,7 +12,7 @@ ZH: dict[str, str] = {
     "p_school_phone": "学校电话",
     "p_call_120": "危急请拨打120",
     "p_call": "拨打",
-    "p_received_urgent": "紧急情况已通知学校，正在等待确认",
+    "p_received_urgent": "已收到：紧急情况已通知学校，正在等待确认",
     "p_acked_by": "{who}已确认 {at}",
     "p_on_site": "{who}已到场 {at}",
     "p_outcome": "去向：{outcome}",
