@@ -176,7 +176,8 @@ def test_parent_to_nurse_and_back_live(page_school: PageSchool, new_page: Callab
     assert staff.evaluate("window.notReloaded") is True
 
     # The parent's page (it polls the API) says who has it.
-    parent.wait_for_selector("#d-status:has-text('王老师（教务）已接收')", timeout=15_000)
+    parent.wait_for_selector("#d-status:has-text('负责人：王老师（教务）')", timeout=15_000)
+    assert "刘校医（校医）已确认" in parent.locator("#d-progress").inner_text()  # who acknowledged, by name
     assert "已确认接收" in parent.locator("#d-timeline").inner_text()
 
 

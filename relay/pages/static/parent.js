@@ -125,12 +125,16 @@
     var path = '/v1/requests/' + encodeURIComponent(id);
     function byId(name) { return document.getElementById(name); }
 
+    function toldLine(r) {
+      var told = (r.told || []).map(function (p) { return (p.role_text ? p.role_text + ' ' : '') + p.name; });
+      return told.length ? W.p_told + '：' + told.join('、') : '';
+    }
     function banner(r) {
       var box = byId('urgent');
-      box.hidden = r.urgency !== 'P0';
+      // The call to action is for an emergency still open; once closed, the progress lines keep who was told.
+      box.hidden = r.urgency !== 'P0' || r.status === 'resolved';
       if (box.hidden) { return; }
-      var told = (r.told || []).map(function (p) { return (p.role_text ? p.role_text + ' ' : '') + p.name; });
-      byId('u-told').textContent = told.length ? W.p_told + '：' + told.join('、') : '';
+      byId('u-told').textContent = toldLine(r);
       byId('u-phone').hidden = !r.school_phone;
       if (r.school_phone) {
         var link = byId('u-phone-link');
@@ -142,6 +146,7 @@
       var list = byId('d-progress');
       list.replaceChildren();
       function line(text) { list.append(el('li', 'done', '✓ ' + text)); }
+      if (r.status === 'resolved' && toldLine(r)) { line(toldLine(r)); }
       if (r.acknowledged) {
         var who = r.acknowledged.role_text ? r.acknowledged.name + '（' + r.acknowledged.role_text + '）' : r.acknowledged.name;
         line(fill(W.p_acked_by, { who: who, at: hhmm(r.acknowledged.at) }));
@@ -170,6 +175,7 @@
       replies.replaceChildren();
       var shown = r.replies.filter(function (reply) { return !reply.closing; });
       if (!shown.length) { replies.append(el('li', 'muted', W.no_replies)); }
+      byId('d-replies-box').hidden = !open && !shown.length;
       shown.forEach(function (reply) {
         var li = el('li', 'reply');
         li.append(el('time', '', clock(reply.at)), ' ', el('span', '', reply.text));
