@@ -206,9 +206,9 @@ def test_the_ack_page_shows_what_to_act_on_and_the_truth_about_ownership(school:
 
 
 @pytest.mark.parametrize(("code", "status", "words"), [
-    ("zzzzzzzzzzzz", 410, "链接已过期"),  # well-formed, unknown: expired or never issued
+    ("zzzzzzzzzzzz", 404, "链接无效或已过期"),  # well formed, not stored: expired or mistyped
     ("short", 404, "链接不完整"),
-    ("a.b.c", 404, "链接无效"),
+    ("a.b.c", 404, "无法核实"),
 ])
 def test_a_bad_ack_link_is_a_chinese_page_that_says_why(school: TrustSchool, code: str, status: int,
                                                         words: str) -> None:
@@ -216,6 +216,27 @@ def test_a_bad_ack_link_is_a_chinese_page_that_says_why(school: TrustSchool, cod
         assert answer.status_code == status
         assert answer.headers["content-type"].startswith("text/html")
         assert words in answer.text and "{" not in answer.text.split("<main", 1)[1].split("</main>")[0]
+
+
+def test_an_expired_grant_is_gone_and_says_so(school: TrustSchool) -> None:
+    made = school.made_request("孩子在学校发烧了")
+    settings = school.runtime.settings
+    expired = links.grant(settings.model_copy(update={"link_ttl_seconds": -1}), school.id, made["id"], "nurse")
+    for answer in (school.client.get(f"/a/{expired}"), school.client.post(f"/a/{expired}")):
+        assert answer.status_code == 410 and "链接已过期" in answer.text and "24小时" in answer.text
+    assert record(school, made["id"])["status"] == "received"
+
+
+def test_another_schools_link_is_refused_and_says_so(school: TrustSchool) -> None:
+    made = school.made_request("孩子在学校发烧了")
+    code = ack_code(school, made["id"], "nurse")
+    # The code stored under the sibling school (same tag prefix is needed to look there: copy it over).
+    grant = school.redis.get(f"relay:{school.id}:ack-link:{code}")
+    other_code = links.school_tag(school.other_id) + code[2:]
+    school.redis.set(f"relay:{school.other_id}:ack-link:{other_code}", grant, ex=60)
+    answer = school.client.get(f"/a/{other_code}")
+    assert answer.status_code == 403 and "不属于本校" in answer.text
+    assert record(school, made["id"])["status"] == "received"
 
 
 # The school's phone ------------------------------------------------------------------------------------

@@ -440,8 +440,8 @@ def test_the_ack_page_shows_the_class_and_category_and_who_acknowledged(
     assert again.get_by_role("button", name="确认收到").count() == 0
     stale = new_page(viewport)
     response = stale.goto(f"{page_school.url}/a/zzzzzzzzzzzz")
-    assert response is not None and response.status == 410
-    assert "链接已过期" in stale.locator("h1").inner_text()
+    assert response is not None and response.status == 404
+    assert "链接无效或已过期" in stale.locator("h1").inner_text()
 
 
 def test_a_bleeding_head_injury_from_a_fight_reaches_the_nurse(page_school: PageSchool,

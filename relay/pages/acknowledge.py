@@ -35,15 +35,16 @@ router = APIRouter(include_in_schema=False)
 # Why a link does not work, from what links.resolve / tokens say (anything else: "invalid").
 _LINK_REFUSALS = {
     "malformed link": "malformed",
-    "unknown or expired link": "expired",  # a short code outlives its grant by nothing: unknown = expired
-    "expired token": "expired",
+    # A code no longer (or never) stored: expired, or mistyped; nothing tells the two apart.
+    "unknown or expired link": "unknown",
+    "expired token": "expired",  # the grant is there and signed, its time is up
     "link of another school": "foreign",
 }
 
 
 def _granted(runtime: Runtime, code: str) -> tuple[links.AckLink, School, Staff | None, RequestRecord] | str:
     """The link's grant, the school's current directory, the person as it lists them now, and the request;
-    or why there is none ("malformed", "expired", "foreign", "invalid", "gone")."""
+    or why there is none ("malformed", "unknown", "expired", "foreign", "invalid", "gone")."""
     try:
         link = links.resolve(runtime.redis, runtime.settings, runtime.directories.school_ids(), code)
     except tokens.TokenError as exc:
