@@ -83,11 +83,24 @@ def _emergency_fields(school: School, record: RequestRecord) -> dict[str, Any]:
     }
 
 
+# opening_text per (school snapshot, minute): it walks the calendar (~1 ms out of hours), and a parent's
+# list or a burst of intakes asks the same question many times a minute.
+_openings: dict[tuple[int, int], tuple[School, str | None]] = {}
+
+
 def after_hours_text(school: School, record: RequestRecord) -> str | None:
     """A request that waits for school hours, read out of hours: when the school opens again."""
     if record.urgency == Urgency.P0 or record.status is not Status.received:
         return None
-    return opening_text(school, clock.now_in(school.zone))
+    now = clock.now_in(school.zone)
+    key = (id(school), int(now.timestamp() // 60))
+    kept = _openings.get(key)
+    if kept is None or kept[0] is not school:
+        if len(_openings) > 256:
+            _openings.clear()
+        kept = (school, opening_text(school, now.replace(second=0, microsecond=0)))
+        _openings[key] = kept
+    return kept[1]
 
 
 def _base(school: School, record: RequestRecord) -> dict[str, Any]:
