@@ -380,7 +380,7 @@ def _zh_clock(moment: dt.datetime) -> str:
     return f"{period} {hour if hour <= 12 else hour - 12}:{moment.minute:02d}"
 
 
-def _zh(local: dt.datetime, today: dt.date, pause: SchoolDay | None) -> str:
+def _zh_day(local: dt.datetime, today: dt.date) -> str:
     days = (local.date() - today).days
     weekday = _WEEKDAYS_ZH[local.weekday()]
     if days == 0:
@@ -392,6 +392,11 @@ def _zh(local: dt.datetime, today: dt.date, pause: SchoolDay | None) -> str:
         when = f"{'' if same_week else '下'}周{weekday}"
     else:
         when = f" {local.month}月{local.day}日（周{weekday}）"
+    return when
+
+
+def _zh(local: dt.datetime, today: dt.date, pause: SchoolDay | None) -> str:
+    when = _zh_day(local, today)
     note = ""
     if pause is not None and pause.kind is DayKind.vacation:
         note = f"（{pause.name or '放假'}期间）"
@@ -441,3 +446,17 @@ def eta_text(
     if lang != "zh":
         raise ValueError(f"unknown language {lang!r}: use zh or en")
     return _zh(local, today, pause)
+
+
+def opening_text(school: School, now: dt.datetime) -> str | None:
+    """Out of school hours, when the school opens again, as a parent reads it
+    ("学校明天（周一）上午 7:40 开始办公"); None in school hours or when the calendar cannot tell."""
+    try:
+        opening = quiet_until(school, now)
+    except CalendarUnknown:
+        return None
+    if opening is None:
+        return None
+    local = opening.astimezone(school.zone)
+    today = _aware(now).astimezone(school.zone).date()
+    return f"学校{_zh_day(local, today).strip()}{_zh_clock(local)} 开始办公"

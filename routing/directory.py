@@ -225,6 +225,8 @@ class School(_Model):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str
     timezone: str = "Asia/Shanghai"
+    # The number parents call in an emergency (DESIGN.md): shown to them as a tap-to-call link.
+    phone: str | None = None
     staff: tuple[Staff, ...] = ()
     classes: tuple[SchoolClass, ...] = ()
     students: tuple[Student, ...] = ()
@@ -240,6 +242,14 @@ class School(_Model):
     # Official holidays and make-up workdays entered by hand (routing.entered_calendar): the file's
     # top-level `calendar:` unless the school has its own; kept in every version of the school.
     calendar: EnteredCalendar = Field(default_factory=EnteredCalendar)
+
+    @field_validator("phone")
+    @classmethod
+    def _school_phone(cls, value: str | None) -> str | None:
+        if value is not None and not _PHONE.match(value.strip()):
+            raise ValueError(f"bad phone {value!r}: digits, spaces and hyphens, optionally starting with +, "
+                             "like 0429-5123456 or +86 429 512 3456")
+        return value.strip() if value is not None else None
 
     @field_validator("timezone")
     @classmethod

@@ -76,8 +76,18 @@ def main() -> int:
         submit(url, school_id, "g2", "s3", "今天下午奶奶来接孩子，请老师放行", "接送")
         homework = submit(url, school_id, "g1", "s2", "数学作业第三题不会做，请老师讲一下", "作业")
         submit(url, school_id, "g1", "s2", "孩子明天发烧，请假一天", "请假")
-        submit(url, school_id, "g2", "s3", "孩子说头晕，想吐，脸色发白")
+        dizzy = submit(url, school_id, "g2", "s3", "孩子说头晕，想吐，脸色发白")
+        knee = submit(url, school_id, "g1", "s2", "孩子在学校摔倒了，膝盖擦破在流血")
         time.sleep(4)  # the pickup change is overdue now
+        nurse = {"Authorization": f"Bearer {caller_token('staff', 'nurse', school_id)}"}
+        # The nurse is with the fallen child (the console and the parent's page show it); the knee is closed.
+        httpx.post(f"{url}/v1/requests/{fall}/on-site", headers=nurse, timeout=10).raise_for_status()
+        httpx.post(f"{url}/v1/requests/{knee}/on-site", headers=nurse, timeout=10).raise_for_status()
+        httpx.post(f"{url}/v1/requests/{knee}/resolve", headers=nurse, timeout=10, json={
+            "outcome": "back_to_class", "message": "膝盖擦伤已清洗消毒并包扎，孩子已回教室上课。放学时请留意伤口。"},
+        ).raise_for_status()
+        links = {post.json()["request"]["id"]: post.json()["request"]["ack_url"] for post in receiver.posts
+                 if post.path == f"/{school_id}/nurse" and "ack_url" in post.json().get("request", {})}
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
             for size, viewport in SIZES.items():
@@ -105,9 +115,21 @@ def main() -> int:
                 page.click("button[type=submit]")  # the token link shows a button; pressing it signs in
                 page.wait_for_selector("html[data-live='ready']")
                 shoot(page, f"nurse-console-{size}")
-                if size == "desktop":  # the nurse is on her way: the parent's page says who has it
-                    page.locator(f"#queue li[data-id='{fall}']").get_by_role("button", name="已到场").click()
-                    page.wait_for_url("**/nurse?done=arrived")
+                page.goto(f"{url}/nurse/requests/{dizzy}/close")
+                page.get_by_label("家长接回").check()
+                page.get_by_label("给家长的话（家长会看到）").fill("孩子在医务室休息，体温正常，已无呕吐。请您到校接孩子回家休息。")
+                shoot(page, f"nurse-close-{size}")
+                page.get_by_role("button", name="下一步：确认").click()
+                page.wait_for_selector("#confirm")
+                shoot(page, f"nurse-confirm-{size}")
+                context.close()
+
+                context = browser.new_context(viewport=viewport, locale="zh-CN")
+                page = context.new_page()
+                page.goto(links[dizzy])
+                shoot(page, f"ack-{size}")
+                page.goto(links[fall])
+                shoot(page, f"ack-used-{size}")
                 context.close()
 
                 context = browser.new_context(viewport=viewport, locale="zh-CN")
@@ -118,8 +140,11 @@ def main() -> int:
                 page.get_by_label("内容").fill("孩子早上有点咳嗽，请老师多留意")
                 shoot(page, f"parent-home-{size}")
                 page.goto(f"{url}/p/r/{fall}")
-                page.wait_for_selector("#d-status:not(:empty)")
+                page.wait_for_selector("#d-progress li")
                 shoot(page, f"parent-request-{size}")
+                page.goto(f"{url}/p/r/{knee}")
+                page.wait_for_selector("#d-outcome:not(:empty)")
+                shoot(page, f"parent-closed-{size}")
                 context.close()
             browser.close()
     finally:

@@ -255,5 +255,6 @@ def test_a_code_whose_grant_expired_acknowledges_nothing(stack: Stack, school: S
     code = links.issue(stack.redis, settings.model_copy(update={"link_ttl_seconds": 60}), school.id, request_id,
                        "nurse", f"{request_id}.expired.0.nurse")
     stack.redis.set(f"relay:{school.id}:ack-link:{code}", links.grant(settings, school.id, request_id, "nurse"))
-    assert school.client.post(f"/a/{code}").status_code == 404
+    expired = school.client.post(f"/a/{code}")
+    assert expired.status_code == 410 and "链接已过期" in expired.text  # gone, and the page says why
     assert school.record(request_id)["status"] == "received"

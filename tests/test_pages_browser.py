@@ -176,7 +176,8 @@ def test_parent_to_nurse_and_back_live(page_school: PageSchool, new_page: Callab
     assert staff.evaluate("window.notReloaded") is True
 
     # The parent's page (it polls the API) says who has it.
-    parent.wait_for_selector("#d-status:has-text('王老师（教务）已接收')", timeout=15_000)
+    parent.wait_for_selector("#d-status:has-text('负责人：王老师（教务）')", timeout=15_000)
+    assert "刘校医（校医）已确认" in parent.locator("#d-progress").inner_text()  # who acknowledged, by name
     assert "已确认接收" in parent.locator("#d-timeline").inner_text()
 
 
@@ -187,15 +188,44 @@ def test_nurse_arrived_and_handled(page_school: PageSchool, new_page: Callable[.
     card = nurse.locator(f"#queue li[data-id='{made['id']}']")
     card.get_by_role("button", name="已到场").click()
     nurse.wait_for_url(re.compile(r"done=arrived"))
+    # The card shows what was done, and the button that did it is gone.
+    card = nurse.locator(f"#queue li[data-id='{made['id']}']")
+    assert re.search(r"✓ 已到场 \d\d:\d\d", card.locator(".checks").inner_text())
+    assert re.search(r"✓ 已确认 \d\d:\d\d", card.locator(".checks").inner_text())
+    assert card.get_by_role("button", name="已到场").count() == 0
+    assert "家长的页面已显示" in nurse.locator("p.ok").inner_text()
     record = page_school.stack.redis.get(f"relay:{page_school.id}:request:{made['id']}")
     assert record is not None and b'"status":"acknowledged"' in record
     timeline = page_school.stack.redis.lrange(f"relay:{page_school.id}:timeline:{made['id']}", 0, -1)
-    assert any(b'"kind": "note"' in e and "已到场".encode() in e for e in timeline)
+    assert any(b'"kind": "on_site"' in e for e in timeline)
     # Usable on a phone: nothing wider than the screen.
     assert nurse.evaluate("document.scrollingElement.scrollWidth") <= PHONE["width"]
-    nurse.locator(f"#queue li[data-id='{made['id']}']").get_by_role("button", name="已处理（办结）").click()
+
+    # Closing an emergency: without words to the parent it is refused; then a confirmation step.
+    card.get_by_role("link", name="办结…").click()
+    nurse.wait_for_url(re.compile(r"/close$"))
+    nurse.get_by_label("送医").check()
+    nurse.evaluate("document.getElementById('close-message').removeAttribute('required')")  # as a script-less post
+    nurse.get_by_role("button", name="下一步：确认").click()
+    assert "请写一句给家长的话" in nurse.locator("p.error").inner_text()
+    record = page_school.stack.redis.get(f"relay:{page_school.id}:request:{made['id']}")
+    assert record is not None and b'"status":"resolved"' not in record
+    nurse.get_by_label("给家长的话（家长会看到）").fill("孩子头部伤口已止血，已由校医陪同送往市医院，请直接前往。")
+    nurse.get_by_role("button", name="下一步：确认").click()
+    assert nurse.locator("#confirm-outcome").inner_text() == "送医"
+    record = page_school.stack.redis.get(f"relay:{page_school.id}:request:{made['id']}")
+    assert record is not None and b'"status":"resolved"' not in record  # not before the confirmation
+    nurse.get_by_role("button", name="确认办结").click()
     nurse.wait_for_url(re.compile(r"done=handled"))
     assert nurse.locator(f"#queue li[data-id='{made['id']}']").count() == 0
+    assert "给家长的话已发送" in nurse.locator("p.ok").inner_text()
+
+    parent = new_page(PHONE)
+    parent.goto(f"{page_school.url}/p/r/{made['id']}?token={page_school.parent_token()}")
+    parent.wait_for_selector("#d-outcome:has-text('去向：送医')")
+    assert "请直接前往" in parent.locator("#d-closing-text").inner_text()
+    assert re.search(r"刘校医已到场 \d\d:\d\d", parent.locator("#d-progress").inner_text())
+    assert parent.locator("#follow-up").is_hidden()
 
 
 def test_staff_request_page_reply_with_canned_text(page_school: PageSchool, new_page: Callable[..., Any]) -> None:
@@ -336,3 +366,90 @@ def test_a_merge_into_an_unknown_request_is_refused_and_changes_nothing(page_sch
             assert "done=merge" not in str(refused.url)
     record = page_school.stack.redis.get(f"relay:{page_school.id}:request:{made['id']}")
     assert record is not None and b'"status":"received"' in record
+
+
+# Inside an emergency (issue 15) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_parents_p0_page_names_who_was_told_and_the_school_phone(
+    page_school: PageSchool, new_page: Callable[..., Any], viewport: dict[str, int]
+) -> None:
+    made = page_school.submit("孩子在学校发烧39度，很难受")
+    parent = new_page(viewport)
+    parent.goto(f"{page_school.url}/p/r/{made['id']}?token={page_school.parent_token()}")
+    banner = parent.locator("#urgent")
+    banner.wait_for()
+    assert "紧急情况已通知学校" in banner.inner_text()
+    parent.wait_for_selector("#u-told:has-text('校医 刘校医、教务 王老师')")
+    phone = parent.get_by_role("link", name="0429-5123456")
+    assert phone.get_attribute("href") == "tel:04295123456" and phone.is_visible()  # dialable as written
+    assert "危急请拨打120" in banner.inner_text()
+    assert parent.locator("#d-eta").inner_text().count("预计") == 1
+    assert parent.evaluate("document.scrollingElement.scrollWidth") <= viewport["width"]
+    # Then the nurse comes: the page says who, as it happens (it polls).
+    arrived = httpx.post(f"{page_school.url}/v1/requests/{made['id']}/on-site",
+                         headers={"Authorization": f"Bearer {page_school.staff_token('nurse')}"}, timeout=10)
+    assert arrived.status_code == 200, arrived.text
+    parent.wait_for_selector("#d-progress:has-text('刘校医已到场')", timeout=10_000)
+    assert "刘校医（校医）已确认" in parent.locator("#d-progress").inner_text()
+    # The parent answers in the same thread.
+    parent.get_by_label("补充情况或回复老师").fill("我20分钟后到学校")
+    parent.get_by_role("button", name="发送补充").click()
+    parent.wait_for_selector("#d-timeline:has-text('我20分钟后到学校')")
+
+
+def test_a_parent_marks_a_routine_request_urgent(page_school: PageSchool, new_page: Callable[..., Any]) -> None:
+    made = page_school.submit("孩子说肚子有点不舒服，麻烦老师留意一下")
+    assert made["urgency"] != "P0"
+    parent = new_page(PHONE)
+    parent.goto(f"{page_school.url}/p/r/{made['id']}?token={page_school.parent_token()}")
+    parent.get_by_role("button", name="这很紧急").click()
+    parent.get_by_role("button", name="确定，标记为紧急").click()
+    parent.wait_for_selector("#urgent:has-text('紧急情况已通知学校')")
+    assert parent.locator("#urgent-box").is_hidden()
+    record = page_school.stack.redis.get(f"relay:{page_school.id}:request:{made['id']}")
+    assert record is not None and b'"urgency":"P0"' in record
+
+
+def ack_link(page_school: PageSchool, receiver: WebhookReceiver, request_id: str, staff_id: str) -> str:
+    post = receiver.wait_for(lambda p: p.path == f"/{page_school.id}/{staff_id}"
+                             and p.json()["request"]["id"] == request_id, timeout=15, what="the alert")
+    link: str = post.json()["request"]["ack_url"]
+    return link
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_ack_page_shows_the_class_and_category_and_who_acknowledged(
+    page_school: PageSchool, receiver: WebhookReceiver, new_page: Callable[..., Any], viewport: dict[str, int]
+) -> None:
+    made = page_school.submit("孩子在学校发烧39度，很难受")
+    link = ack_link(page_school, receiver, made["id"], "nurse")
+    page = new_page(viewport)
+    page.goto(link)
+    assert "三年级2班 · 张同学" in page.locator("#ack-who").inner_text()
+    assert page.locator("#ack-category").inner_text() == "身体不适"
+    assert "发烧39度" in page.locator("#ack-excerpt").inner_text()
+    assert page.get_by_role("link", name="+8613800000001").get_attribute("href") == "tel:+8613800000001"
+    page.get_by_role("button", name="确认收到").click()
+    assert "已确认收到。负责人：王老师（教务）。" in page.locator("#ack-done").inner_text()
+    # A second tap on the used link: who acknowledged and when, and no button.
+    again = new_page(viewport)
+    again.goto(link)
+    assert re.search(r"刘校医（校医）已于 \d\d-\d\d \d\d:\d\d 确认收到", again.locator("#ack-used").inner_text())
+    assert again.get_by_role("button", name="确认收到").count() == 0
+    stale = new_page(viewport)
+    response = stale.goto(f"{page_school.url}/a/zzzzzzzzzzzz")
+    assert response is not None and response.status == 404
+    assert "链接无效或已过期" in stale.locator("h1").inner_text()
+
+
+def test_a_bleeding_head_injury_from_a_fight_reaches_the_nurse(page_school: PageSchool,
+                                                                new_page: Callable[..., Any]) -> None:
+    nurse = new_page(PHONE)
+    sign_in(nurse, page_school, "nurse")
+    made = page_school.submit("孩子在学校被同学打了，头撞破了在流血")
+    assert (made["urgency"], made["category"]) == ("P0", "safety")
+    card = nurse.locator(f"#queue li[data-id='{made['id']}']")
+    card.wait_for(timeout=8_000)
+    assert "头撞破了在流血" in card.inner_text() and "张妈妈" in card.inner_text()

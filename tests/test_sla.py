@@ -171,7 +171,8 @@ def test_an_escalation_timer_that_fires_after_acknowledgement_or_resolution_does
     school = schools.new()
     acked, resolved = submit(school, FEVER), submit(school, FEVER)
     ack(school, acked)
-    answer = school.client.post(f"/v1/requests/{resolved}/resolve", headers=school.staff("aa"), json={"note": "已处理"})
+    answer = school.client.post(f"/v1/requests/{resolved}/resolve", headers=school.staff("aa"),
+                                json={"note": "已处理", "message": "孩子已回教室。"})
     assert answer.status_code == 200 and answer.json()["status"] == "resolved", answer.text
 
     # Both timers fire late, after the request moved on: armed in the past, the scheduler hands them out at once.

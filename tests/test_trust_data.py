@@ -66,7 +66,8 @@ def test_a_guardian_deletes_their_data_and_only_theirs(school: TrustSchool) -> N
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "open_emergency"
     assert mine[0] in refused.json()["error"]["message"]
     assert r.exists(keys.request(school.id, mine[0])) and keys_of(school, "binding:*")
-    school.client.post(f"/v1/requests/{mine[0]}/resolve", json={"note": "已处理"}, headers=school.staff("aa"))
+    school.client.post(f"/v1/requests/{mine[0]}/resolve", json={"note": "已处理", "message": "孩子已回教室。"},
+                       headers=school.staff("aa"))
 
     response = school.client.delete("/v1/me/data", headers=school.parent("g1"))
     assert response.status_code == 200 and response.json() == {"deleted_requests": 2}

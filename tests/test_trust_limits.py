@@ -126,7 +126,8 @@ def test_a_burst_of_emergency_messages_joins_the_open_emergency(make: Callable[.
 def test_an_emergency_after_the_first_is_resolved_is_a_new_request(make: Callable[..., TrustSchool]) -> None:
     school = make()
     first = school.made_request(URGENT)["id"]
-    resolved = school.client.post(f"/v1/requests/{first}/resolve", json={"note": "已送医"}, headers=school.staff("aa"))
+    resolved = school.client.post(f"/v1/requests/{first}/resolve", json={"note": "已送医", "message": "孩子已送医，家长已到。"},
+                                  headers=school.staff("aa"))
     assert resolved.status_code == 200, resolved.text
     again = school.made_request(URGENT + "，又晕倒了")
     assert again["id"] != first and again["urgency"] == "P0"

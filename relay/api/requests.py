@@ -14,7 +14,7 @@ from relay.api.bodies import clean_text, parse, read_json
 from relay.api.deps import CurrentGuardian, RuntimeDep, current_staff
 from relay.api.errors import ApiError, documented
 from relay.base import store, tokens
-from relay.core import audit, ratelimit, retriage
+from relay.core import audit, followups, ratelimit, retriage
 from relay.core.intake import (
     IdempotencyMismatch,
     Limits,
@@ -60,6 +60,19 @@ class RequestView(BaseModel):
     created_at: str
     timeline: list[dict[str, Any]] = []
     replies: list[dict[str, Any]] = []
+    # What a parent reads of an emergency (SHARED_NAMES.md); see relay/core/views.py.
+    school_phone: str | None = None
+    told: list[dict[str, str]] = []
+    acknowledged: dict[str, str] | None = None
+    on_site: dict[str, str] | None = None
+    outcome: dict[str, str] | None = None
+    closing_message: str | None = None
+    after_hours_text: str | None = None  # out of school hours, a routine request: when the school opens
+
+
+class FollowUpBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    text: str = Field(json_schema_extra={"minLength": 1})
 
 
 _NEW_REQUEST_SCHEMA = {
@@ -170,6 +183,36 @@ async def mark_urgent(request_id: str, response: Response, guardian: CurrentGuar
     if not done[1]:
         response.headers["Relay-Unchanged"] = "true"
     return parent_view(runtime, school, done[0])
+
+
+@router.post("/requests/{request_id}/follow-up", responses=documented(409), openapi_extra={"requestBody": {
+    "required": True, "content": {"application/json": {"schema": FollowUpBody.model_json_schema()}}}})
+async def follow_up(request_id: str, request: Request, guardian: CurrentGuardian, runtime: RuntimeDep) -> Any:
+    """The parent answers in the same thread: the text joins the request's timeline and the owner is told.
+    Send an `Idempotency-Key`: a retry is answered without a second entry."""
+    settings = runtime.settings
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 visible ASCII characters")
+    school = guardian.school
+    if not _plausible(request_id):
+        raise ApiError(404, "not_found", "未找到该请求 (no such request)")
+    body = parse(FollowUpBody, await read_json(request, settings.max_body_bytes))
+    text = clean_text(body.text)
+    if not text:
+        raise ApiError(422, "empty_text", "请填写内容 (text is empty)")
+    if len(text) > settings.max_text_chars:
+        raise ApiError(422, "text_too_long", f"内容过长，请控制在 {settings.max_text_chars} 字以内 (text is too long)")
+    ratelimit.check(runtime, settings.rate_limit_guardian, "guardian", school.id, guardian.id)
+    try:
+        record = followups.add(runtime, school, request_id, guardian.id, text, key)
+    except followups.KeyReused as exc:
+        raise ApiError(422, "idempotency_key_reused", "该 Idempotency-Key 已用于另一内容 (key reused with a different body)") from exc
+    except store.Conflict as exc:
+        raise ApiError(409, exc.code, exc.message) from exc
+    if record is None:
+        raise ApiError(404, "not_found", "未找到该请求 (no such request)")
+    return parent_view(runtime, school, record)
 
 
 def _plausible(request_id: str) -> bool:

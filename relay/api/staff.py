@@ -28,7 +28,9 @@ class ReplyBody(BaseModel):
 
 class ResolveBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    note: str | None = Field(default=None, max_length=2000)
+    message: str | None = Field(default=None, max_length=2000)  # to the parent: the closing message
+    outcome: str | None = Field(default=None, max_length=32)  # back_to_class | picked_up | hospital | other
+    note: str | None = Field(default=None, max_length=2000)  # internal
 
 
 class RetriageBody(BaseModel):
@@ -67,12 +69,16 @@ def _may_act(runtime: Runtime, staff: StaffCaller, request_id: str) -> None:
                                          "its class's teachers, the nurse or safety officer, or a leader)")
 
 
+# Refusals about what the caller sent rather than the request's state.
+_UNPROCESSABLE = ("message_required", "unknown_outcome", "unfilled_placeholder")
+
+
 def _guarded(call: Any) -> RequestRecord | None:
     try:
         result: RequestRecord | None = call()
         return result
     except Conflict as exc:
-        raise ApiError(409, exc.code, exc.message) from exc
+        raise ApiError(422 if exc.code in _UNPROCESSABLE else 409, exc.code, exc.message) from exc
 
 
 @router.post("/requests/{request_id}/ack")
@@ -119,10 +125,22 @@ async def note(request_id: str, request: Request, staff: StaffOfSchool, runtime:
 @router.post("/requests/{request_id}/resolve", openapi_extra={"requestBody": {"content": {"application/json": {
     "schema": ResolveBody.model_json_schema()}}, "required": False}})
 async def resolve(request_id: str, request: Request, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    """Close the request. `message` reaches the parent (like a reply); `note` stays internal; `outcome` says
+    how it ended. A P0/P1 whose parent has had no reply needs a message: 422 `message_required`."""
     _may_act(runtime, staff, request_id)
     body = await _optional_body(request, ResolveBody, runtime.settings.max_body_bytes)
     note = clean_text(body.note) if body.note else None
-    record = _guarded(lambda: actions.resolve(runtime, staff.school, request_id, staff.id, note))
+    message = clean_text(body.message) if body.message else None
+    record = _guarded(lambda: actions.resolve(runtime, staff.school, request_id, staff.id, note,
+                                              message=message or None, outcome=body.outcome))
+    return _answer(runtime, staff, record)
+
+
+@router.post("/requests/{request_id}/on-site")
+async def on_site(request_id: str, staff: StaffOfSchool, runtime: RuntimeDep) -> dict[str, Any]:
+    """The nurse is with the child ("已到场"): acknowledges it too; the parent's page shows it."""
+    _may_act(runtime, staff, request_id)
+    record = _guarded(lambda: actions.on_site(runtime, staff.school, request_id, staff.id, "api"))
     return _answer(runtime, staff, record)
 
 

@@ -67,6 +67,12 @@ class RequestRecord(BaseModel):
     escalation: list[PlannedStepRecord] = Field(default_factory=list)
     directory_version: int
     replies: list[dict[str, Any]] = Field(default_factory=list)
+    # Who was paged at once about this emergency (the P0 fan-out, the owner included); [] otherwise.
+    told: list[str] = Field(default_factory=list)
+    on_site_at: str | None = None  # the nurse's "已到场"
+    on_site_by: str | None = None
+    outcome: str | None = None  # how a closed emergency ended: relay.core.closing.OUTCOMES
+    closing_message: str | None = None  # staff's words to the parent when closing
 
     @property
     def is_open(self) -> bool:

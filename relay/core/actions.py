@@ -14,7 +14,8 @@ from relay.base import clock, store
 from relay.base.log import log
 from relay.base.runtime import Runtime
 from relay.base.store import Conflict, RequestRecord, Status, add_timeline, now_in
-from relay.core import audit
+from relay.core import audit, canned
+from relay.core.closing import OUTCOMES, needs_message
 from relay.core.notice_events import Event
 from relay.core.notices import parent_can_hear, queue_notice, queue_parent_notice
 from relay.core.sla import arm_reminder, stop_reminders
@@ -61,6 +62,12 @@ def _refuse_closed(record: RequestRecord) -> None:
         raise Conflict("already_resolved", "该请求已办结 (the request is already resolved)")
 
 
+def _refuse_placeholder(text: str | None) -> None:
+    if text and canned.unfilled(text):
+        raise Conflict("unfilled_placeholder", "回复中还有【请填写：…】，请先填写或删去 "
+                                               "(the reply still holds a placeholder to fill in)")
+
+
 def _run(runtime: Runtime, school: School, request_id: str, change: Any) -> RequestRecord | None:
     done = store.transition(runtime.redis, school.id, request_id, change)
     return done[0] if done else None
@@ -92,6 +99,8 @@ def claim(runtime: Runtime, school: School, request_id: str, staff_id: str) -> R
 
 
 def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text: str) -> RequestRecord | None:
+    _refuse_placeholder(text)
+
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
         audit.record(pipe, school.id, staff_id, "reply", record.id)
@@ -109,16 +118,53 @@ def reply(runtime: Runtime, school: School, request_id: str, staff_id: str, text
     return _run(runtime, school, request_id, change)
 
 
-def resolve(runtime: Runtime, school: School, request_id: str, staff_id: str, note: str | None) -> RequestRecord | None:
+def resolve(runtime: Runtime, school: School, request_id: str, staff_id: str, note: str | None, *,
+            message: str | None = None, outcome: str | None = None,
+            require_message: bool = True) -> RequestRecord | None:
+    """Close the request. `message` reaches the parent like a reply and is kept as the closing message;
+    `note` stays internal. A P0/P1 whose parent has heard nothing yet is not closed without a message
+    (Conflict "message_required"), unless the caller closes it for another reason (a merge)."""
+    if outcome is not None and outcome not in OUTCOMES:
+        raise Conflict("unknown_outcome", f"未知的去向 {outcome!r}（可选：{'、'.join(OUTCOMES.values())}）")
+    _refuse_placeholder(message)
+
     def change(record: RequestRecord, pipe: Any) -> None:
         _refuse_closed(record)
+        if require_message and not message and needs_message(record):
+            raise Conflict("message_required", "请先写一句给家长的话再办结：紧急和当天的请求办结时须告知家长结果 "
+                                               "(closing a P0/P1 needs a message to the parent)")
         audit.record(pipe, school.id, staff_id, "resolve", record.id)
         _ack(pipe, runtime, school, record, staff_id, "resolve", tell_parent=False)
         _updated(pipe, record)
         at = now_in(record)
         record.status = Status.resolved
         record.resolved_at = at
-        add_timeline(pipe, record, "resolved", at, by=staff_id, note=note)
+        record.outcome = outcome
+        if message:
+            record.closing_message = message
+            record.replies.append({"at": at, "by": staff_id, "text": message, "closing": True})
+        add_timeline(pipe, record, "resolved", at, by=staff_id, note=note, message=message, outcome=outcome)
+        if message and parent_can_hear(runtime.redis, runtime, record):
+            # The closing words reach the parent as a reply does: the step is the reply's number.
+            queue_parent_notice(pipe, runtime, record, Event.answered, step=len(record.replies), owner_id=staff_id)
+
+    return _run(runtime, school, request_id, change)
+
+
+def on_site(runtime: Runtime, school: School, request_id: str, staff_id: str, via: str = "api") -> RequestRecord | None:
+    """The nurse is with the child ("已到场"): acknowledges if nobody had, and is the update a P0 owes.
+    The first arrival is kept; a repeat changes nothing."""
+
+    def change(record: RequestRecord, pipe: Any) -> None:
+        _refuse_closed(record)
+        audit.record(pipe, school.id, staff_id, "on_site", record.id)
+        _ack(pipe, runtime, school, record, staff_id, via)
+        if record.on_site_at:
+            return
+        _updated(pipe, record)
+        at = now_in(record)
+        record.on_site_at, record.on_site_by = at, staff_id
+        add_timeline(pipe, record, "on_site", at, by=staff_id)
 
     return _run(runtime, school, request_id, change)
 

@@ -23,8 +23,8 @@ from relay.base.store import text
 # Approximate trimming (MAXLEN ~) is cheap; a large school writes far fewer entries than this in a year.
 MAX_ENTRIES = 1_000_000
 
-ACTIONS = ("view", "ack", "claim", "reply", "note", "resolve", "reassign", "retriage", "guardian_data_deleted",
-           "retention_purged")
+ACTIONS = ("view", "ack", "claim", "reply", "note", "on_site", "resolve", "reassign", "retriage",
+           "guardian_data_deleted", "retention_purged")
 
 
 def _now() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from relay.base import keys
 from relay.base.log import log
 
 DEFAULTS = Path(__file__).parent / "canned_replies.yaml"
+# What only staff can confirm, left for them to fill in: 【请填写：孩子现在的情况】 / [fill in: ...].
+PLACEHOLDER = re.compile(r"【请填写[^】]*】|\[fill in[^\]]*\]")
+
+
+def unfilled(text: str) -> bool:
+    """True when a reply still holds a canned reply's placeholder."""
+    return bool(PLACEHOLDER.search(text))
 
 
 class CannedReply(BaseModel):

@@ -253,6 +253,7 @@ def _record(
                     for s in routing.escalation],
         directory_version=version,
         estimated=routing.estimated,
+        told=[n.staff_id for n in routing.notify_now] if classification.urgency is Urgency.P0 else [],
     )
 
 

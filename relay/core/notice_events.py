@@ -24,6 +24,7 @@ class Event(StrEnum):
     ack_confirmed = "request.ack_confirmed"  # "已确认，由您处理": the answer to one's own acknowledgement
     reminder = "request.reminder"  # an acknowledged P0 with no update
     parent_update = "request.parent_update"  # the guardian wrote again about their open emergency
+    follow_up = "request.follow_up"  # the guardian answered in the request's thread (POST .../follow-up)
     reassigned = "request.reassigned"
     digest = "request.digest"  # the morning digest of what came in out of hours
     outbreak = "request.outbreak"  # contagious reports grouped for the nurse and the principal
@@ -77,6 +78,7 @@ EVENTS: dict[Event, EventKind] = {
     Event.ack_confirmed: EventKind(lambda w: f"已确认，由您处理：{w.summary}"),
     Event.reminder: EventKind(lambda w: f"【提醒】已确认的请求尚无进展：{w.summary}"),
     Event.parent_update: EventKind(lambda w: f"【家长补充·紧急】{w.summary}"),
+    Event.follow_up: EventKind(lambda w: f"【家长追问】{w.summary}"),
     Event.reassigned: EventKind(lambda w: f"【转交给您】{w.summary}"),
     Event.digest: EventKind(
         lambda w: f"【今日待处理】{len(w.delivery.request_ids or ()) or 1} 条家长请求（非工作时间收到）"),

@@ -87,6 +87,7 @@ def _replan(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, 
                  urgency_from=before_urgency.value, urgency=change.urgency.value,
                  category_from=before_category.value, category=change.category.value)
     if change.urgency is Urgency.P0 and raising:
+        record.told = [notice.staff_id for notice in routing.notify_now]
         for notice in routing.notify_now:
             queue_notice(pipe, runtime, record, notice.staff_id, notice.why, Event.urgent)
     if record.status is Status.received and routing.escalation:

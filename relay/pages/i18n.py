@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from relay.pages import emergency_words
 from routing.labels import CATEGORY_WORDS, URGENCY_WORDS
 
 LANGS = ("zh", "en")
@@ -285,6 +286,9 @@ for _k, (_zh, _en) in _KINDS.items():
     _ZH[f"k_{_k}"] = _zh
     _EN[f"k_{_k}"] = _en
 
+_ZH.update(emergency_words.ZH)
+_EN.update(emergency_words.EN)
+
 _ALL = {"zh": _ZH, "en": {**_ZH, **_EN}}
 
 # The words parent.js and live.js need (sent to the page as JSON, read with textContent).
@@ -296,7 +300,7 @@ SCRIPT_KEYS = (
     "c_other", "due", "p_received", "p_acknowledged", "p_answered", "p_resolved", "p_sent", "need_text",
     "need_child", "u_h", "u_m", "u_s", "updated", "guardian", "ack_one_tap", "arrived", "handled", "k_note",
     "k_follow_up", "k_claimed", "token_hint", "received_at",
-)
+) + emergency_words.SCRIPT_KEYS
 
 
 def words(lang: str) -> dict[str, str]:

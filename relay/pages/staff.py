@@ -131,7 +131,8 @@ ACTIONS: dict[str, Action] = {
     "note": lambda f, rt, s, rid: actions.note(rt, s.school, rid, s.id, _text(f, "text")),
     "reassign": lambda f, rt, s, rid: actions.reassign(rt, s.school, rid, s.id, str(f.get("to") or ""),
                                                        _text(f, "reason", required=False)[:500]),
-    "resolve": lambda f, rt, s, rid: actions.resolve(rt, s.school, rid, s.id, _text(f, "note", required=False) or None),
+    "resolve": lambda f, rt, s, rid: actions.resolve(rt, s.school, rid, s.id, _text(f, "note", required=False) or None,
+                                                     message=_text(f, "message", required=False) or None),
     "merge": lambda f, rt, s, rid: followups.merge(rt, s.school, rid, str(f.get("into") or ""), s.id),
 }
 

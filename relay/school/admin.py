@@ -32,8 +32,8 @@ STAGED_SECONDS = 3600  # a checked import waits this long for someone to apply i
 LOG_LENGTH = 1000
 ADMIN_ROLES = (Role.admin, Role.principal)
 # What the settings editor may change; the roster changes through the import, leave through its page.
-SETTINGS = ("name", "timezone", "hours", "terms", "closures", "sla", "outbreak_window", "outbreak_threshold",
-            "calendar")
+SETTINGS = ("name", "phone", "timezone", "hours", "terms", "closures", "sla", "outbreak_window",
+            "outbreak_threshold", "calendar")
 
 
 class AdminError(Exception):

@@ -300,6 +300,7 @@ def school_document(
         "id": school_id,
         "name": f"测试小学 {school_id}",
         "timezone": "Asia/Shanghai",
+        "phone": "0429-5123456",
         "sla": sla if sla is not None else QUIET_SLA,
         "staff": staff,
         "classes": [{"id": "c1", "name": "三年级2班", "academic_affairs": "aa", "homeroom": "hr"}],

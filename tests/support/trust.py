@@ -70,6 +70,7 @@ def school_document(school_id: str, webhook_url: str) -> dict[str, Any]:
         "id": school_id,
         "name": f"信任测试小学 {school_id}",
         "timezone": "Asia/Shanghai",
+        "phone": "0429-5123456",
         "sla": QUIET_SLA,
         "staff": staff,
         "classes": [{"id": "c1", "name": "三年级2班", "academic_affairs": "aa", "homeroom": "hr"},

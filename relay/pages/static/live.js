@@ -87,12 +87,18 @@
     var open = el('a', '', W.open_request);
     open.href = item.url;
     meta.append(open);
+    var checks = el('ul', 'checks');
+    (item.checks || []).forEach(function (check) { checks.append(el('li', '', check)); });
     var buttons = el('div', 'buttons');
     if (item.status === 'received') { buttons.append(action(item, 'ack', W.ack_one_tap, 'act-ack')); }
-    buttons.append(action(item, 'arrived', W.arrived, 'act-arrived'),
-      action(item, 'handled', W.handled, 'act-handled secondary'));
+    if (!item.on_site) { buttons.append(action(item, 'arrived', W.arrived, 'act-arrived')); }
+    var close = el('a', 'button act-handled', W.handled);
+    close.href = item.close_url;
+    buttons.append(close);
     li.append(row1, el('p', 'who big', item.class_name + ' · ' + item.student_name), el('p', 'snippet', item.text),
-      contact, meta, buttons);
+      contact, meta);
+    if (checks.children.length) { li.append(checks); }
+    li.append(buttons);
     return li;
   }
 

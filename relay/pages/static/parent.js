@@ -113,23 +113,78 @@
     });
   }
 
-  // Detail: status, owner, expected answer, replies; refreshed while the request is open ---------
+  // Detail: status, who was told and who has it, the answer; refreshed while the request is open ---------
+  function fill(text, values) {
+    return text.replace(/\{(\w+)\}/g, function (_, key) { return values[key] === undefined ? '' : values[key]; });
+  }
+  function hhmm(iso) { return iso ? iso.slice(11, 16) : ''; }
+  function telOf(phone) { return 'tel:' + phone.replace(/[^\d+]/g, ''); }
+
   function detail(id) {
     var timer = null;
+    var path = '/v1/requests/' + encodeURIComponent(id);
+    function byId(name) { return document.getElementById(name); }
+
+    function toldLine(r) {
+      var told = (r.told || []).map(function (p) { return (p.role_text ? p.role_text + ' ' : '') + p.name; });
+      return told.length ? W.p_told + '：' + told.join('、') : '';
+    }
+    function banner(r) {
+      var box = byId('urgent');
+      // The call to action is for an emergency still open; once closed, the progress lines keep who was told.
+      box.hidden = r.urgency !== 'P0' || r.status === 'resolved';
+      if (box.hidden) { return; }
+      byId('u-told').textContent = toldLine(r);
+      byId('u-phone').hidden = !r.school_phone;
+      if (r.school_phone) {
+        var link = byId('u-phone-link');
+        link.textContent = r.school_phone;
+        link.href = telOf(r.school_phone);
+      }
+    }
+    function progress(r) {
+      var list = byId('d-progress');
+      list.replaceChildren();
+      function line(text) { list.append(el('li', 'done', '✓ ' + text)); }
+      if (r.status === 'resolved' && toldLine(r)) { line(toldLine(r)); }
+      if (r.acknowledged) {
+        var who = r.acknowledged.role_text ? r.acknowledged.name + '（' + r.acknowledged.role_text + '）' : r.acknowledged.name;
+        line(fill(W.p_acked_by, { who: who, at: hhmm(r.acknowledged.at) }));
+      }
+      if (r.on_site) { line(fill(W.p_on_site, { who: r.on_site.name, at: hhmm(r.on_site.at) })); }
+      list.hidden = !list.children.length;
+    }
     function show(r) {
-      document.getElementById('d-status').textContent = statusLine(r);
-      document.getElementById('d-status').className = 'status-line s-' + r.status;
-      document.getElementById('d-eta').textContent = r.status === 'resolved' ? '' : W.expect + '：' + r.eta_text;
-      document.getElementById('d-text').textContent = r.text;
-      var replies = document.getElementById('d-replies');
+      var open = r.status !== 'resolved';
+      banner(r);
+      var status = byId('d-status');
+      status.textContent = r.urgency === 'P0' && r.status === 'received' ? W.p_received_urgent : statusLine(r);
+      status.className = 'status-line s-' + r.status;
+      progress(r);
+      // The expected answer matters only while nobody has answered: a passed due time goes with the answer.
+      byId('d-eta').textContent = (r.status === 'received' || r.status === 'acknowledged') ? r.eta_text : '';
+      byId('d-hours').hidden = !r.after_hours_text;
+      byId('d-hours').textContent = r.after_hours_text || '';
+      byId('d-closing').hidden = !(r.closing_message || r.outcome);
+      byId('d-outcome').textContent = r.outcome ? fill(W.p_outcome, { outcome: r.outcome.text }) : '';
+      byId('d-outcome').hidden = !r.outcome;
+      byId('d-closing-text').textContent = r.closing_message || '';
+      byId('d-closing-text').hidden = !r.closing_message;
+      byId('d-text').textContent = r.text;
+      var replies = byId('d-replies');
       replies.replaceChildren();
-      if (!r.replies.length) { replies.append(el('li', 'muted', W.no_replies)); }
-      r.replies.forEach(function (reply) {
+      var shown = r.replies.filter(function (reply) { return !reply.closing; });
+      if (!shown.length) { replies.append(el('li', 'muted', W.no_replies)); }
+      byId('d-replies-box').hidden = !open && !shown.length;
+      shown.forEach(function (reply) {
         var li = el('li', 'reply');
         li.append(el('time', '', clock(reply.at)), ' ', el('span', '', reply.text));
         replies.append(li);
       });
-      var timeline = document.getElementById('d-timeline');
+      byId('urgent-box').hidden = !open || r.urgency === 'P0';
+      byId('follow-up').hidden = !open;
+      byId('d-closed-note').hidden = open;
+      var timeline = byId('d-timeline');
       timeline.replaceChildren();
       (r.timeline || []).forEach(function (entry) {
         var li = el('li', 'k-' + entry.kind);
@@ -137,12 +192,42 @@
         if (entry.text) { li.append(el('span', 'detail', entry.text)); }
         timeline.append(li);
       });
-      if (r.status === 'resolved' && timer) { clearInterval(timer); }
+      if (!open && timer) { clearInterval(timer); timer = null; }
     }
     function load() {
       if (document.hidden) { return; }
-      api('/v1/requests/' + encodeURIComponent(id)).then(show).catch(function (e) { say(e.message); });
+      api(path).then(show).catch(function (e) { say(e.message); });
     }
+
+    var followKey = newKey();  // one per message: a retry after a lost answer is the same follow-up
+    byId('follow-up').addEventListener('submit', function (event) {
+      event.preventDefault();
+      var box = byId('fu-text');
+      var send = byId('fu-send');
+      if (!box.value.trim()) { say(W.need_text); box.focus(); return; }
+      say('');
+      send.disabled = true;
+      api(path + '/follow-up', {
+        method: 'POST', body: JSON.stringify({ text: box.value }),
+        headers: { 'Content-Type': 'application/json', 'Idempotency-Key': followKey }
+      }).then(function (r) {
+        box.value = '';
+        followKey = newKey();
+        byId('fu-done').textContent = W.p_follow_up_sent;
+        show(r);
+      }).catch(function (e) { say(e.message); }).then(function () { send.disabled = false; });
+    });
+    byId('mark-urgent').addEventListener('click', function () { byId('urgent-ask').hidden = false; });
+    byId('urgent-no').addEventListener('click', function () { byId('urgent-ask').hidden = true; });
+    byId('urgent-yes').addEventListener('click', function () {
+      byId('urgent-yes').disabled = true;
+      api(path + '/urgent', { method: 'POST' }).then(function (r) {
+        byId('urgent-ask').hidden = true;
+        say('');
+        byId('fu-done').textContent = W.p_marked;
+        show(r);
+      }).catch(function (e) { say(e.message); }).then(function () { byId('urgent-yes').disabled = false; });
+    });
     load();
     timer = setInterval(load, 3000);
   }
