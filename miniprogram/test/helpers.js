@@ -25,11 +25,11 @@ function fetchJson(method, url, {body, headers = {}} = {}) {
       res.on('data', (chunk) => chunks.push(chunk));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
+        let json;
         try {
           json = JSON.parse(text);
         } catch {
-          json = null;
+          json = null; // not JSON: the tests look at the status
         }
         resolve({status: res.statusCode, json, headers: res.headers});
       });
