@@ -1,14 +1,14 @@
 """The real Relay the mini-program's jest tests talk to: Redis, `relay serve` (twice) and `relay worker`,
 plus the local WeChat server (tests/vendors/wechat_server.py) so that /v1/auth/wechat runs for real.
 
-Run by test/global-setup.js with the repository's venv. It prints one JSON line (the addresses), then
+Run by test/global-setup.js with the repository's venv. It prints one JSON line (the addresses and
+which of other branches' additions this Relay has), then
 serves a small control API on loopback until its stdin closes:
 
     POST /school      -> {"school_id", "tokens": {"principal", "aa", "nurse"}}   a fresh school per test file
     POST /login-code  {"code", "openid"}                                          what wx.login will hand out
 
-The second API (`api_strict`) shares the Redis but allows a guardian 3 requests a minute, so a test can
-meet a real 429. Built from tests/support/spine.py, like the Python tests' stacks.
+Built from tests/support/spine.py, like the Python tests' stacks.
 """
 
 from __future__ import annotations
@@ -37,8 +37,6 @@ from support.spine import (  # noqa: E402
     lease_database,
     relay_env,
     school_document,
-    start_api,
-    stop,
     wait_until,
 )
 
@@ -77,11 +75,9 @@ def main() -> None:
     }
     stack = Stack(url, env, base)
     stack.school_ids.append(first_id)
-    strict = None
     try:
         stack.start_api()
         stack.ensure_workers(1)
-        strict, strict_url = start_api(env | {"RELAY_RATE_LIMIT_GUARDIAN": "3/minute"}, base)
         client = httpx.Client(timeout=10)
 
         def new_school() -> dict[str, Any]:
@@ -92,20 +88,17 @@ def main() -> None:
             stack.school_ids.append(school_id)
             publish(stack.redis, load_yaml(path))
             tokens = {who: caller_token("staff", who, school_id) for who in ("principal", "aa", "nurse")}
-            for api in (stack.url, strict_url):  # each API refreshes its directory cache on its own
-                wait_until(lambda api=api: client.get(f"{api}/v1/queue", headers={
-                    "Authorization": f"Bearer {tokens['aa']}"}).status_code == 200, 10, "the API to know the school",
-                    interval=0.05)
+            wait_until(lambda: client.get(f"{stack.url}/v1/queue", headers={
+                "Authorization": f"Bearer {tokens['aa']}"}).status_code == 200, 10, "the API to know the school",
+                interval=0.05)
             return {"school_id": school_id, "tokens": tokens, "phone": SCHOOL_PHONE}
 
         control = _control(new_school, wechat)
-        print(json.dumps({"api": stack.url, "api_strict": strict_url, "features": _features(client, stack.url, new_school()),
+        print(json.dumps({"api": stack.url, "features": _features(client, stack.url, new_school()),
                           "control": f"http://127.0.0.1:{control.server_address[1]}", "logs": str(base)}), flush=True)
         sys.stdin.read()  # until the jest run closes our stdin (or dies)
         control.shutdown()
     finally:
-        if strict is not None:
-            stop(strict)
         stack.close()
         wechat.__exit__()
         receiver.close()
