@@ -37,6 +37,15 @@ function present(request, children = []) {
     childName: child ? child.name : '',
     createdAt: clock(request.created_at),
     schoolPhone: request.school_phone || '',
+    // What a parent reads of an emergency (SHARED_NAMES.md); absent from a Relay that does not send them yet.
+    told: (request.told || []).map((person) => `${person.name}（${person.role_text}）`).join('、'),
+    acknowledged: request.acknowledged
+      ? i18n.fill(w.acknowledgedBy, {who: `${request.acknowledged.name}（${request.acknowledged.role_text}）`,
+        at: clock(request.acknowledged.at)})
+      : '',
+    onSite: request.on_site ? i18n.fill(w.onSiteBy, {who: request.on_site.name, at: clock(request.on_site.at)}) : '',
+    outcome: request.outcome ? request.outcome.text : '',
+    closingMessage: request.closing_message || '',
     replies: (request.replies || []).map((reply) => ({text: reply.text, at: clock(reply.at)})),
     timeline: (request.timeline || []).map((entry) => ({
       words: w.timelineWords[entry.kind] || entry.kind,

@@ -63,12 +63,29 @@ const withSchoolPhone = h.stack.features.school_phone ? test : test.skip;
 const withFollowUp = h.stack.features.follow_up ? test : test.skip;
 const note = (what) => (h.stack.features.follow_up && h.stack.features.school_phone ? '' : ` [${what}]`);
 
-withSchoolPhone(`on an emergency the school phone Relay sends is one tap away${note('skips while this Relay sends no school_phone: branch emergency adds it')}`, async () => {
+withSchoolPhone(`on an emergency: the school phone one tap away, who was told, who has come, how it ended${note('skips while this Relay sends no school_phone: branch emergency adds it')}`, async () => {
   await h.signedInParent(school);
   const made = await h.submitDirect(school, '孩子摔倒了头在流血');
   const detail = await h.open('request/detail', {id: made.id});
   await h.tap(detail, '#call-school');
   await h.until(() => h.bridge().phoneCalls.includes(school.phone), 'a call to the school');
+  expect(h.text(detail, '#told')).toContain('刘校医（校医）');
+
+  const nurse = {token: school.tokens.nurse};
+  expect((await h.relay('POST', `/v1/requests/${made.id}/ack`, nurse)).status).toBe(200);
+  expect((await h.relay('POST', `/v1/requests/${made.id}/on-site`, nurse)).status).toBe(200);
+  await detail.instance.load();
+  expect(h.text(detail, '#acknowledged')).toMatch(/^刘校医（校医）已确认（.+）$/);
+  expect(h.text(detail, '#on-site')).toMatch(/^刘校医已到场（.+）$/);
+
+  const closed = await h.relay('POST', `/v1/requests/${made.id}/resolve`,
+    Object.assign({body: {message: '已包扎好，孩子回教室了', outcome: 'back_to_class'}}, nurse));
+  expect(closed.status).toBe(200);
+  await detail.instance.load();
+  expect(h.text(detail, '#outcome')).toBe('回教室');
+  expect(h.text(detail, '#closing-message')).toBe('已包扎好，孩子回教室了');
+  expect(h.text(detail, '#status')).toBe('已办结');
+  expect(detail.querySelector('#call120')).toBeFalsy(); // closed: no longer an alarm
 });
 
 test('a routine request marked urgent becomes P0 and the reply reaches the page', async () => {
