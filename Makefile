@@ -27,9 +27,11 @@ test: lint
 	$(MAKE) test-miniprogram
 
 # The parents' mini-program (miniprogram/README.md): eslint and its page tests against a real relay serve/worker.
+# npm ci (exact versions from package-lock.json) runs again only when the lock file changed, like $(STAMP).
 test-miniprogram: $(STAMP)
 	@if command -v node >/dev/null && command -v npm >/dev/null; then \
-	  cd miniprogram && npm ci --no-audit --no-fund --loglevel=error && npm test; \
+	  cd miniprogram && { [ node_modules/.installed -nt package-lock.json ] \
+	    || { npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; }; } && npm test; \
 	else \
 	  echo "skipping the mini-program's tests: node and npm are not installed (apt-get install -y nodejs npm)"; \
 	fi
