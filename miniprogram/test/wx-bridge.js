@@ -4,7 +4,7 @@ const http = require('http');
 require('miniprogram-simulate');
 
 // A port nobody listens on: "offline" is a real refused connection, not a pretend failure.
-const CLOSED_PORT = 9; // discard: never served on the test machines (checked in bridge.test.js)
+const CLOSED_PORT = 9; // discard: served on no test machine (pages.test.js checks that it refuses)
 
 const bridge = {
   storage: new Map(),
