@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -106,6 +107,8 @@ def main() -> None:
         wechat.__exit__()
         receiver.close()
         release()
+        if not os.environ.get("RELAY_MP_KEEP_LOGS"):  # set it to read the API and worker logs afterwards
+            shutil.rmtree(base, ignore_errors=True)
 
 
 def _features(client: httpx.Client, api: str, school: dict[str, Any]) -> dict[str, bool]:
