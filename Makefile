@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint eval train bench-triage bench bench-timers bench-peak bench-memory replay install clean
+.PHONY: dev test test-miniprogram lint eval train bench-triage bench bench-timers bench-peak bench-memory replay install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,17 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+	$(MAKE) test-miniprogram
+
+# The parents' mini-program (miniprogram/README.md): eslint and its page tests against a real relay serve/worker.
+# npm ci (exact versions from package-lock.json) runs again only when the lock file changed, like $(STAMP).
+test-miniprogram: $(STAMP)
+	@if command -v node >/dev/null && command -v npm >/dev/null; then \
+	  cd miniprogram && { [ node_modules/.installed -nt package-lock.json ] \
+	    || { npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; }; } && npm test; \
+	else \
+	  echo "skipping the mini-program's tests: node and npm are not installed (apt-get install -y nodejs npm)"; \
+	fi
 
 # The writers' corpus once it is copied in; until then each tests/data set stands for one writer.
 CORPUS := $(if $(wildcard tests/data/corpus/*.jsonl),tests/data/corpus,tests/data)
