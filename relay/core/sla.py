@@ -115,10 +115,18 @@ def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRec
 # --- the morning digest: routine notifications out of hours wait for the school day -----------
 
 
-def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.datetime) -> None:
-    pipe.rpush(keys.digest(record.school_id, staff_id), record.id)
-    # Every held notification for this person points at the same opening: one timer, one digest.
+FYI_MARK = " fyi"  # after a held request id: an FYI copy, worth reading even once someone has acknowledged
+
+
+def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.datetime, fyi: bool = False) -> None:
+    pipe.rpush(keys.digest(record.school_id, staff_id), record.id + (FYI_MARK if fyi else ""))
+    # Every held notification for this person points at the same roll call: one timer, one digest a morning.
     arm(pipe, record.school_id, digest_timer(staff_id), until.timestamp())
+
+
+def _held(entry: str) -> tuple[str, bool]:
+    request_id, _, mark = entry.partition(" ")
+    return request_id, bool(mark)
 
 
 def digest(school_id: str, staff_id: str) -> str:
@@ -131,9 +139,12 @@ def digest(school_id: str, staff_id: str) -> str:
                 # Taking the held list and queueing the digest are one EXEC: a worker killed in between
                 # leaves both the list and the timer, which fires again after its lease.
                 pipe.watch(held_key)
-                ids = [text(i) for i in pipe.lrange(held_key, 0, -1)]
-                records = [rec for rec in (store.load(r, school_id, i) for i in ids) if rec is not None]
-                waiting = [rec for rec in records if rec.status is Status.received]
+                held = dict(_held(text(i)) for i in pipe.lrange(held_key, 0, -1))
+                records = [rec for rec in (store.load(r, school_id, i) for i in held) if rec is not None]
+                # Acknowledged meanwhile (by the duty leader, the backup): nothing left to do for the owner,
+                # but the homeroom teacher still wants to know who is absent.
+                waiting = [rec for rec in records if rec.status is Status.received
+                           or (held[rec.id] and rec.status is not Status.resolved)]
                 pipe.multi()
                 pipe.delete(held_key)
                 disarm(pipe, school_id, digest_timer(staff_id))
@@ -150,11 +161,17 @@ def digest(school_id: str, staff_id: str) -> str:
 
 
 def _queue_digest(pipe: Any, runtime: Runtime, school_id: str, staff_id: str, waiting: list[RequestRecord]) -> None:
-    first = waiting[0]
+    # Grouped by class, in the order the classes first appear: the teacher reads the roll class by class.
+    by_class: dict[str, list[RequestRecord]] = {}
+    for rec in waiting:
+        by_class.setdefault(rec.class_id, []).append(rec)
+    ordered = [rec for group in by_class.values() for rec in group]
+    first = ordered[0]
     eid = event_id(first.id, Event.digest, int(clock.now()), staff_id)
     deliveries.queue(pipe, runtime, deliveries.new(first, eid, Event.digest, "digest", staff_id=staff_id,
-                                                   request_ids=[rec.id for rec in waiting]))
-    for rec in waiting:
+                                                   request_ids=[rec.id for rec in ordered],
+                                                   by_class={c: len(g) for c, g in by_class.items()}))
+    for rec in ordered:
         add_timeline(pipe, rec, "digest_sent", now_in(rec), to=staff_id, event_id=eid)
 
 
