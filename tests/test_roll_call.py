@@ -22,6 +22,7 @@ from support.spine import (
     ROOT,
     Post,
     School,
+    Schools,
     Stack,
     WebhookReceiver,
     private_stack,
@@ -291,3 +292,47 @@ def test_a_pickup_change_during_after_school_care_pages_the_duty_leader_at_once(
             assert not receiver.received(lambda p: p.path == school.path("aa"))
     finally:
         server.stop()
+
+
+# No notice confirms a person's own action ---------------------------------------------------------------
+
+
+HOMEWORK_QUESTION = "请问体检报告什么时候发？"  # P2: in hours, the owner is told at once
+
+
+def test_nobody_is_told_what_they_did_themselves(schools: Schools, receiver: WebhookReceiver) -> None:
+    school = schools.new()
+    emergency = submitted(school, FEVER)
+    receiver.wait_for(lambda p: p.path == school.path("aa") and p.json()["request"]["id"] == emergency["id"],
+                      20, "the owner's page")
+    assert school.client.post(f"/v1/requests/{emergency['id']}/ack", headers=school.staff("aa")).status_code == 200
+    acked_at = time.monotonic()
+
+    routine = submitted(school, HOMEWORK_QUESTION, "s3", "g2")
+    # Taking it oneself: no "转交给您" to the one who took it.
+    taken = school.client.post(f"/v1/requests/{routine['id']}/reassign", headers=school.staff("aa2"),
+                               json={"to": "aa2", "reason": "我来处理"})
+    assert taken.status_code == 200 and taken.json()["owner"] == "aa2", taken.text
+    taken_at = time.monotonic()
+    # Raised to an emergency by the one who holds it: the nurse is paged, the raiser is not.
+    raised = school.client.post(f"/v1/requests/{routine['id']}/retriage", headers=school.staff("aa2"),
+                                json={"urgency": "P0", "category": "medical", "reason": "孩子呼吸困难"})
+    assert raised.status_code == 200, raised.text
+    receiver.wait_for(lambda p: p.path == school.path("nurse") and p.json()["request"]["id"] == routine["id"],
+                      20, "the nurse's page for the raised request")
+    # Given to someone else: they are told (someone else did it).
+    handed = school.client.post(f"/v1/requests/{routine['id']}/reassign", headers=school.staff("aa2"),
+                                json={"to": "aa", "reason": "王老师熟悉情况"})
+    assert handed.status_code == 200, handed.text
+    receiver.wait_for(lambda p: p.path == school.path("aa") and p.json()["event"] == "request.reassigned",
+                      20, "the colleague's notice")
+    # The owner's witness: a later page to aa2 about another request shows anything queued earlier arrived.
+    witness = submitted(school, FEVER.replace("发烧", "摔伤流血"), "s3", "g2")
+    receiver.wait_for(lambda p: p.path == school.path("nurse") and p.json()["request"]["id"] == witness["id"],
+                      20, "a later page")
+    own = [(p.path, p.json()["event"]) for p in receiver.received(
+        lambda p: (p.path == school.path("aa") and p.json()["request"]["id"] == emergency["id"] and p.at > acked_at)
+        or (p.path == school.path("aa2") and p.json()["request"]["id"] == routine["id"] and p.at > taken_at))]
+    assert not own, own
+    assert not receiver.received(lambda p: p.path.startswith(f"/{school.id}/")
+                                 and p.json()["event"] == "request.ack_confirmed")
