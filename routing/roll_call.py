@@ -75,3 +75,14 @@ def arrival(school: School, calendar: SchoolCalendar, urgency: Urgency, category
         return Arrival(held_until=next_roll_call(school, calendar, moment), on_duty=on_site)
     except CalendarUnknown:
         return AT_ONCE  # without school days to wait for, telling someone now beats holding blindly
+
+
+def held_until(school: School, calendar: SchoolCalendar, moment: dt.datetime) -> dt.datetime | None:
+    """With a roll call, while the school is closed: the next roll call, when what is not an emergency goes
+    out (an outbreak alert too); otherwise None, at once."""
+    if not roll_call_on(school):
+        return None
+    try:
+        return next_roll_call(school, calendar, moment)
+    except CalendarUnknown:
+        return None

@@ -336,3 +336,37 @@ def test_nobody_is_told_what_they_did_themselves(schools: Schools, receiver: Web
     assert not own, own
     assert not receiver.received(lambda p: p.path.startswith(f"/{school.id}/")
                                  and p.json()["event"] == "request.ack_confirmed")
+
+
+# The weekly report: who was notified out of hours, by kind ------------------------------------------------
+
+
+def test_the_weekly_report_counts_each_persons_notifications_outside_school_hours() -> None:
+    from relay.base.store import RequestRecord
+    from relay.school import report
+
+    school = school_model()
+
+    def line(urgency: str) -> report.Line:
+        record = RequestRecord.model_validate({
+            "id": f"r-{urgency}", "school_id": "rc", "student_id": "s1", "class_id": "c1", "guardian_id": "g1",
+            "text": "", "urgency": urgency, "category": "pickup", "reasons": [], "owner": "aa",
+            "created_at": at("06:00").isoformat(), "updated_at": at("06:00").isoformat(), "ack_due_at": None,
+            "resolve_due_at": None, "eta_text": "", "directory_version": 1})
+        return report.Line(record, None, None, False, False, False)
+
+    def delivered(to: str, event: str, clock: str, request_id: str) -> dict[str, Any]:
+        return {"kind": "delivered", "to": to, "at": at(clock).isoformat(),
+                "event_id": f"{request_id}.{event}.0.{to}"}
+
+    timelines = [
+        [{"kind": "assigned", "notified": ["aa", "nurse"]},
+         delivered("aa", "urgent", "06:00", "r-P0"), delivered("nurse", "urgent", "06:00", "r-P0"),
+         delivered("aa", "escalated", "06:02", "r-P0"), delivered("aa", "reminder", "10:00", "r-P0"),
+         {"kind": "delivered", "to": "g1", "at": at("06:00").isoformat(), "event_id": "r-P0.received.0.guardian-g1"}],
+        [{"kind": "assigned", "notified": ["duty", "aa"]},
+         delivered("duty", "created", "17:10", "r-P1"), delivered("aa", "digest", "08:10", "r-P1")],
+    ]
+    rows = report._out_of_hours(school, [line("P0"), line("P1")], timelines)
+    assert [(r.staff_id, dict(r.by_kind)) for r in rows] == [
+        ("aa", {"p0_page": 1, "escalation": 1}), ("duty", {"on_duty": 1}), ("nurse", {"p0_page": 1})]

@@ -20,9 +20,11 @@ from relay.core.deliveries import Delivery, event_id
 from relay.core.notice_events import Event
 from relay.core.notices import queue_notice
 from relay.core.timers import arm, digest_timer, disarm, fallback_timer, remind_timer
+from routing.calendar import SchoolCalendar
 from routing.directory import Role, School
 from routing.labels import Urgency
 from routing.outbreak import contagious_kind, is_contagious
+from routing.roll_call import held_until
 
 # --- reminders: an acknowledged P0 with no update ----------------------------------------
 
@@ -124,6 +126,11 @@ def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.d
     arm(pipe, record.school_id, digest_timer(staff_id), until.timestamp())
 
 
+def _hold_ids(pipe: Any, school_id: str, request_ids: list[str], staff_id: str, until: dt.datetime) -> None:
+    pipe.rpush(keys.digest(school_id, staff_id), *(i + FYI_MARK for i in request_ids))
+    arm(pipe, school_id, digest_timer(staff_id), until.timestamp())
+
+
 def _held(entry: str) -> tuple[str, bool]:
     request_id, _, mark = entry.partition(" ")
     return request_id, bool(mark)
@@ -219,6 +226,9 @@ def outbreak_check(school_id: str, class_id: str) -> str:
     if record is None:
         return "unknown"
     targets = [s.id for role in (Role.nurse, Role.principal) for s in school.with_role(role)]
+    # With a roll call, an outbreak found while the school is closed rides the nurse's and the principal's
+    # roll-call digest (its reports, grouped by class) instead of paging them before school.
+    held = held_until(school, SchoolCalendar(school), dt.datetime.fromtimestamp(now, school.zone))
     alerted = keys.outbreak_alerted(school_id, class_id)
     with r.pipeline(transaction=True) as pipe:
         while True:
@@ -233,9 +243,13 @@ def outbreak_check(school_id: str, class_id: str) -> str:
                 pipe.set(alerted, len(ids), ex=int(window))
                 symptom = contagious_kind(record.text) or "症状"
                 for staff_id in targets:
-                    queue_notice(pipe, runtime, record, staff_id, "outbreak", Event.outbreak, int(now),
-                                 count=len(ids), window_s=window, symptom=symptom)
-                add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets)
+                    if held is not None:
+                        _hold_ids(pipe, school_id, ids, staff_id, held)
+                    else:
+                        queue_notice(pipe, runtime, record, staff_id, "outbreak", Event.outbreak, int(now),
+                                     count=len(ids), window_s=window, symptom=symptom)
+                add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets,
+                             **({"held_until": held.isoformat()} if held is not None else {}))
                 pipe.execute()
                 break
             except redis.WatchError:
