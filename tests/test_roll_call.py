@@ -294,6 +294,36 @@ def test_a_pickup_change_during_after_school_care_pages_the_duty_leader_at_once(
         server.stop()
 
 
+def test_an_outbreak_found_before_school_rides_the_nurses_and_principals_roll_call(
+    receiver: WebhookReceiver, tmp_path: Path
+) -> None:
+    server = EmbeddedRedis(tmp_path / "redis").start()
+    try:
+        with private_stack(tmp_path, receiver, server, workers=1, RELAY_SIMULATED_CLOCK="1") as (stack, made):
+            sim_at(stack, at("06:30"))
+            school = made.new(roll_call=ROLL_CALL)
+            # The outbreak check runs in the worker: first it must know the new school (a page shows it does).
+            stranger = submitted(school, "有陌生人在校门口拉孩子")  # P0 safety, not counted as contagious
+            receiver.wait_for(lambda p: p.path == school.path("safety") and p.json()["request"]["id"] == stranger["id"],
+                              20, "the safety officer's page")
+            fever = "孩子发烧了在家，请假一天"  # P1 attendance, contagious
+            ids = [submitted(school, fever, student, guardian)["id"]
+                   for student, guardian in (("s1", "g1"), ("s2", "g1"), ("s3", "g2"))]
+            for staff_id in ("nurse", "principal"):
+                wait_until(lambda s=staff_id: stack.redis.zscore(timers_key(school), f"digest|{s}") is not None, 20,
+                           f"the {staff_id}'s roll call armed by the outbreak")
+            assert stack.redis.zscore(timers_key(school), "digest|nurse") == at("08:10").timestamp() * 1000
+            assert any(e["kind"] == "outbreak_alert" and e["held_until"] for i in ids for e in school.timeline(i))
+            sim_at(stack, at("08:10"))
+            for staff_id in ("nurse", "principal"):
+                digest = receiver.wait_for(lambda p, s=staff_id: p.path == school.path(s)
+                                           and p.json()["event"] == "request.digest", 20, f"the {staff_id}'s digest")
+                assert sorted(digest.json()["request"]["digest_request_ids"]) == sorted(ids)
+            assert not receiver.received(lambda p: p.path.startswith(f"/{school.id}/")
+                                         and p.json()["event"] == "request.outbreak")
+    finally:
+        server.stop()
+
 # No notice confirms a person's own action ---------------------------------------------------------------
 
 
