@@ -106,7 +106,7 @@ class OutOfHours:
 
 
 def notice_kind(event: str, urgency: str, why_on_duty: bool = False) -> str:
-    """One of OUT_OF_HOURS_KINDS for a delivered staff notification (its event name without "request.")."""
+    """One of OUT_OF_HOURS_KINDS for a delivered staff notification (its event name, without its prefix)."""
     if event == "escalated":
         return "escalation"
     if event == "digest":
