@@ -31,7 +31,8 @@ from routing.holidays import (
     is_known_with,
     national_day,
 )
-from routing.labels import Urgency
+from routing.labels import Category, Urgency
+from routing.roll_call import arrival
 
 __all__ = [
     "CalendarUnknown",
@@ -44,6 +45,7 @@ __all__ = [
     "eta_text",
     "missing_years",
     "quiet_until",
+    "seen_text",
     "sla_due",
     "unknown_years",
 ]
@@ -331,15 +333,21 @@ def eta(
     if at.tzinfo is None:
         at = at.replace(tzinfo=school.zone)
     calendar = calendar or SchoolCalendar(school)
-    due = sla_due(school, Urgency(urgency), at, calendar)
+    urgency = Urgency(urgency)
+    # A P1 that waits for the morning roll call is due from it, and the parent is told when it will be seen
+    # (routing.plan does the same at intake, with the owner's name).
+    held = arrival(school, calendar, urgency, Category.other, at).held_until if urgency is Urgency.P1 else None
+    due = sla_due(school, urgency, held or at, calendar)
 
     def iso(moment: dt.datetime | None) -> str | None:
         return moment.astimezone(school.zone).isoformat(timespec="seconds") if moment else None
 
+    words = (seen_text("", held, at, school.zone, lang=lang) if held is not None
+             else eta_text(due.promised, at, school.zone, lang=lang, calendar=calendar))
     line: dict[str, object] = {
         "ack_due_at": iso(due.ack_due_at),
         "resolve_due_at": iso(due.resolve_due_at),
-        "eta_text": eta_text(due.promised, at, school.zone, lang=lang, calendar=calendar),
+        "eta_text": words,
     }
     if calendar.estimated:
         line["estimated"] = True
@@ -384,15 +392,13 @@ def _zh_day(local: dt.datetime, today: dt.date) -> str:
     days = (local.date() - today).days
     weekday = _WEEKDAYS_ZH[local.weekday()]
     if days == 0:
-        when = "今天"
-    elif days == 1:
-        when = f"明天（周{weekday}）"
-    elif 1 < days < 7:
+        return "今天"
+    if days == 1:
+        return f"明天（周{weekday}）"
+    if 1 < days < 7:
         same_week = local.isocalendar()[:2] == today.isocalendar()[:2]
-        when = f"{'' if same_week else '下'}周{weekday}"
-    else:
-        when = f" {local.month}月{local.day}日（周{weekday}）"
-    return when
+        return f"{'' if same_week else '下'}周{weekday}"
+    return f" {local.month}月{local.day}日（周{weekday}）"
 
 
 def _zh(local: dt.datetime, today: dt.date, pause: SchoolDay | None) -> str:
@@ -405,17 +411,20 @@ def _zh(local: dt.datetime, today: dt.date, pause: SchoolDay | None) -> str:
     return f"预计{when}{_zh_clock(local)} 前回复{note}"
 
 
-def _en(local: dt.datetime, today: dt.date, pause: SchoolDay | None) -> str:
+def _en_day(local: dt.datetime, today: dt.date) -> str:
     days = (local.date() - today).days
     weekday = _WEEKDAYS_EN[local.weekday()]
     if days == 0:
-        when = "today"
-    elif days == 1:
-        when = f"tomorrow ({weekday})"
-    elif 1 < days < 7:
-        when = weekday
-    else:
-        when = f"{local.day} {_MONTHS_EN[local.month - 1]} ({weekday})"
+        return "today"
+    if days == 1:
+        return f"tomorrow ({weekday})"
+    if 1 < days < 7:
+        return weekday
+    return f"{local.day} {_MONTHS_EN[local.month - 1]} ({weekday})"
+
+
+def _en(local: dt.datetime, today: dt.date, pause: SchoolDay | None) -> str:
+    when = _en_day(local, today)
     note = ""
     if pause is not None and pause.kind is DayKind.vacation:
         note = f" ({_VACATIONS_EN.get(pause.name or '', 'school vacation')})"
@@ -460,3 +469,17 @@ def opening_text(school: School, now: dt.datetime) -> str | None:
     local = opening.astimezone(school.zone)
     today = _aware(now).astimezone(school.zone).date()
     return f"学校{_zh_day(local, today).strip()}{_zh_clock(local)} 开始办公"
+
+
+def seen_text(owner: str, seen_at: dt.datetime, now: dt.datetime, zone: dt.tzinfo, *, lang: str = "zh") -> str:
+    """What the parent reads when their request waits for the morning roll call: "王老师将于7:40前看到",
+    "王老师将于明天（周一）7:40前看到"; with lang="en" "Ms Wang will see it by tomorrow (Mon) 7:40"."""
+    local = _aware(seen_at).astimezone(zone)
+    today = _aware(now).astimezone(zone).date()
+    clock = f"{local.hour}:{local.minute:02d}"
+    if lang == "en":
+        return f"{owner or 'A teacher'} will see it by {_en_day(local, today)} {clock}"
+    if lang != "zh":
+        raise ValueError(f"unknown language {lang!r}: use zh or en")
+    day = _zh_day(local, today)
+    return f"{owner or '老师'}将于{'' if day == '今天' else day.strip()}{clock}前看到"

@@ -221,6 +221,39 @@ class Closure(_Model):
     reason: str
 
 
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _clock(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _CLOCK.match(value):
+        # YAML reads an unquoted 07:40 as a number of minutes (460): say how to write it.
+        raise ValueError(f"时间格式应为 \"HH:MM\"（加引号），例如 \"07:40\" (bad time {value!r}: write \"HH:MM\")")
+    return value
+
+
+ClockField = Annotated[str | None, BeforeValidator(_clock)]
+
+
+class RollCall(_Model):
+    """The morning roll call: P1 requests received while the school is closed reach their owner as one
+    digest at `at` on the next school day (with the held P2/P3 and the homeroom teachers' FYI copies),
+    instead of a page each. Absent from a school: P1 pages at once at any hour, as before."""
+
+    enabled: bool = True
+    at: ClockField = None  # "HH:MM" within every school day's hours; none: each day's opening
+    # After-school care runs until then on school days: a pickup change between closing and this time
+    # concerns a child still on site and goes at once to whoever is on duty (duty_leader).
+    after_school_until: ClockField = None
+
+    def at_time(self) -> dt.time | None:
+        return dt.time.fromisoformat(self.at) if self.at else None
+
+    def after_school_time(self) -> dt.time | None:
+        return dt.time.fromisoformat(self.after_school_until) if self.after_school_until else None
+
+
 class School(_Model):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str
@@ -242,6 +275,7 @@ class School(_Model):
     # Official holidays and make-up workdays entered by hand (routing.entered_calendar): the file's
     # top-level `calendar:` unless the school has its own; kept in every version of the school.
     calendar: EnteredCalendar = Field(default_factory=EnteredCalendar)
+    roll_call: RollCall | None = None  # the morning roll-call digest (routing.roll_call); none: off
 
     @field_validator("phone")
     @classmethod

@@ -11,16 +11,18 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from routing.calendar import SchoolCalendar, eta_text, sla_due
+from routing.calendar import SchoolCalendar, eta_text, seen_text, sla_due
 from routing.classifier import Classification
 from routing.directory import Role, School, Staff, Student
 from routing.labels import Category, Urgency
+from routing.roll_call import AT_ONCE, arrival
 
 
 @dataclass(frozen=True)
 class Notice:
     staff_id: str
-    why: str  # owner, nurse, safety_officer, duty_leader, homeroom
+    why: str  # owner, nurse, safety_officer, duty_leader, homeroom, on_duty
+    held_until: dt.datetime | None = None  # waits for this person's digest then (school closed); None: at once
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class RoutingPlan:
     school_time: bool  # the clocks run in school hours only (P1-P3)
     eta_text: str
     estimated: bool = False  # a due time runs through a year without holiday data (weekdays only)
+    held_until: dt.datetime | None = None  # the owner sees it in the digest then (the school was closed)
 
 
 class PlanError(ValueError):
@@ -142,24 +145,41 @@ def plan(classification: Classification, student: Student, school: School, now: 
         if school_class is not None and school_class.homeroom and school.staff_member(school_class.homeroom):
             notices.append(Notice(school_class.homeroom, "homeroom"))
 
+    # A year without holiday data never refuses a parent: its days are planned as weekdays and
+    # weekends, and the plan says its due times are estimates.
+    calendar = SchoolCalendar(school)
+    when = arrival(school, calendar, urgency, category, now)
+    on_duty = [Notice(s.id, "on_duty") for s in school.with_role(Role.duty_leader)] if when.on_duty else []
+    if when.on_duty and not on_duty:
+        when = AT_ONCE  # nobody is on duty: the owner, at once, as without a roll call
+    if when.held_until is not None:
+        notices = on_duty + [Notice(n.staff_id, n.why, when.held_until) for n in notices]
+
     unique: dict[str, Notice] = {}
     for notice in notices:
         unique.setdefault(notice.staff_id, notice)
 
-    # A year without holiday data never refuses a parent: its days are planned as weekdays and
-    # weekends, and the plan says its due times are estimates.
-    calendar = SchoolCalendar(school)
-    due = sla_due(school, urgency, now, calendar)
+    # A P1 held for the roll call is due from the roll call on: the owner has the same time to answer.
+    start = when.held_until if urgency is Urgency.P1 and when.held_until is not None else now
+    due = sla_due(school, urgency, start, calendar)
     school_time = due.school_time
 
     steps: list[PlannedStep] = []
-    moment = now
+    moment = start
     for step in school.sla[urgency].escalation:
         for _ in range(step.repeat + 1):
             moment = calendar.due(moment, step.after, school_time)
             notify = resolve_targets(school, step.notify, owner, category, day)
             steps.append(PlannedStep(len(steps) + 1, moment, notify))
 
+    if on_duty:
+        duty = school.staff_member(on_duty[0].staff_id)
+        promise = f"{duty.name if duty else '值班老师'}（值班）将立即看到"
+    elif urgency is Urgency.P1 and when.held_until is not None:
+        owner_member = school.staff_member(owner)
+        promise = seen_text(owner_member.name if owner_member else "", when.held_until, now, school.zone)
+    else:
+        promise = eta_text(due.promised, now, school.zone, calendar=calendar)
     return RoutingPlan(
         owner=owner,
         notify_now=tuple(unique.values()),
@@ -167,6 +187,7 @@ def plan(classification: Classification, student: Student, school: School, now: 
         resolve_due_at=due.resolve_due_at,
         escalation=tuple(steps),
         school_time=school_time,
-        eta_text=eta_text(due.promised, now, school.zone, calendar=calendar),
+        eta_text=promise,
         estimated=calendar.estimated,
+        held_until=when.held_until if urgency is not Urgency.P0 else None,
     )

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, get_args
@@ -169,7 +170,32 @@ def _references(school: Any, where: str, lenient: bool) -> list[Problem]:
         for i, term in enumerate(school.terms):
             if term.end < term.start:
                 problems.append(Problem(f"{where}.terms[{i}]", "term ends before it starts"))
+        problems += _roll_call_problems(school, f"{where}.roll_call")
     return problems
+
+
+def _roll_call_problems(school: School, place: str) -> list[Problem]:
+    """The roll call must fall in every school day's hours (make-up days borrow a weekday's), and after-school
+    care must end after every closing: otherwise a digest would page someone out of hours, or a window
+    would never open."""
+    roll_call = school.roll_call
+    if roll_call is None:
+        return []
+    problems: list[Problem] = []
+    at, until = roll_call.at_time(), roll_call.after_school_time()
+    for day, span in school.hours.items():
+        opening, closing = (dt.time.fromisoformat(t) for t in span.split("-"))
+        if at is not None and not opening <= at < closing:
+            problems.append(Problem(f"{place}.at", f"点名时间 {roll_call.at} 不在{_WEEKDAY_ZH[day]}的在校时间 {span} 内 "
+                                                   f"(the roll call must fall within the school's hours on {day})"))
+        if until is not None and until <= closing:
+            problems.append(Problem(f"{place}.after_school_until",
+                                    f"课后看护结束时间 {roll_call.after_school_until} 不晚于{_WEEKDAY_ZH[day]}的放学时间 "
+                                    f"{closing:%H:%M} (after-school care must end after closing on {day})"))
+    return problems
+
+
+_WEEKDAY_ZH = {"mon": "周一", "tue": "周二", "wed": "周三", "thu": "周四", "fri": "周五", "sat": "周六", "sun": "周日"}
 
 
 def _target_problems(target: str, place: str, staff_by_id: dict[str, Any]) -> list[Problem]:

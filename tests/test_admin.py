@@ -494,3 +494,25 @@ def test_next_years_holidays_entered_on_the_admin_pages_reach_every_process(admi
     bad = admin_stack.client.put("/v1/admin/settings", headers=admin_stack.staff(school_id),
                                  json={"calendar": {"holidays": [{"date": f"{next_year}-10-01"}]}})
     assert bad.status_code == 422 and bad.json()["problems"][0]["where"] == "calendar.holidays[0].name"
+
+
+def test_a_roll_call_outside_the_school_hours_is_refused_with_its_key_and_nothing_is_applied(
+    admin_stack: AdminStack
+) -> None:
+    school_id = admin_stack.new_school()
+    headers = admin_stack.staff(school_id)
+    before = admin_stack.client.get("/v1/admin/settings", headers=headers).json()
+    bad = admin_stack.client.put("/v1/admin/settings", headers=headers, json={
+        "hours": {"mon": "07:40-16:30"}, "roll_call": {"at": "07:00", "after_school_until": "16:00"}})
+    assert bad.status_code == 422
+    problems = {p["where"]: p["message"] for p in bad.json()["problems"]}
+    assert "点名时间 07:00 不在周一的在校时间 07:40-16:30 内" in problems["roll_call.at"]
+    assert "课后看护结束时间 16:00 不晚于周一的放学时间 16:30" in problems["roll_call.after_school_until"]
+    after = admin_stack.client.get("/v1/admin/settings", headers=headers).json()
+    assert after["version"] == before["version"] and after["settings"] == before["settings"]
+
+    good = admin_stack.client.put("/v1/admin/settings", headers=headers, json={
+        "hours": {"mon": "07:40-16:30"}, "roll_call": {"at": "07:50", "after_school_until": "17:30"}})
+    assert good.status_code == 200, good.text
+    saved = admin_stack.client.get("/v1/admin/settings", headers=headers).json()["settings"]
+    assert saved["roll_call"] == {"enabled": True, "at": "07:50", "after_school_until": "17:30"}

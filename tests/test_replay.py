@@ -109,6 +109,8 @@ def _pages(stack: Stack, seen: dict[str, Any]) -> None:
         seen["page"] = principal.get("/staff/report", params={"week": START.isoformat()})
         seen["page_en"] = principal.get("/staff/report", params={"week": START.isoformat(), "lang": "en"})
         seen["csv"] = principal.get("/staff/report.csv", params={"week": START.isoformat(), "lang": "en"})
+        seen["out_of_hours_csv"] = principal.get("/staff/report.csv", params={
+            "week": START.isoformat(), "lang": "en", "table": "out_of_hours"})
         seen["refused"] = homeroom.get("/staff/report", params={"week": START.isoformat()})
         seen["refused_csv"] = homeroom.get("/staff/report.csv")
     finally:
@@ -150,6 +152,18 @@ def test_no_routine_notification_out_of_hours(figures: list[dict[str, Any]]) -> 
     assert summary["held_for_morning"]["requests"] > 0 and summary["held_for_morning"]["digests"] > 0
 
 
+def test_teachers_mornings_outside_hours_only_p0_pages_and_digests_one_a_morning_no_self_confirmation(
+    figures: list[dict[str, Any]]
+) -> None:
+    mornings = figures[0]["mornings"]
+    assert mornings["out_of_hours_other"] == 0, mornings["out_of_hours_by_kind"]
+    assert set(mornings["out_of_hours_by_kind"]) <= {"P0 page", "digest", "on duty (child on site)"}
+    assert mornings["most_digests_per_person_per_morning"] == 1
+    assert mornings["self_confirmations"] == 0
+    assert figures[0]["notifications"]["by_event"].get("request.ack_confirmed", 0) == 0
+    assert mornings["per_academic_affairs_teacher_per_school_day"] > 0
+
+
 def test_every_emergency_is_alerted_at_once(replays: list[tuple[Replay, dict[str, Any]]],
                                              figures: list[dict[str, Any]]) -> None:
     replay, p0 = replays[0][0], figures[0]["p0"]
@@ -189,6 +203,12 @@ def test_the_weekly_report_of_the_replayed_day(replays: list[tuple[Replay, dict[
     assert Counter(r["urgency"] for r in rows) == Counter(r.urgency for r in replay.records.values())
     assert not any(message.text in seen["csv"].text for message in replay.messages)  # no parent's words
     assert seen["refused"].status_code == 403 and seen["refused_csv"].status_code == 403
+    # Whose mornings are still taken: one table, on the page and as CSV.
+    assert "非工作时间收到的通知（按接收人和类型）" in page.text
+    table = list(csv.reader(io.StringIO(seen["out_of_hours_csv"].text.lstrip("\ufeff"))))
+    assert table[0] == ["To", "P0 page", "Escalation", "On duty (child on site)", "Digest", "New request",
+                        "FYI copy", "Other", "Total"]
+    assert all(int(row[-1]) == sum(int(n) for n in row[1:-1]) > 0 for row in table[1:])
 
 
 def test_the_charts_are_drawn(figures: list[dict[str, Any]], tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ from relay.core.notices import parent_can_hear, queue_notice, queue_parent_notic
 from relay.core.sla import arm_reminder, stop_reminders
 from relay.core.timers import disarm, escalate_timer
 from routing.directory import School
-from routing.labels import Urgency
 
 
 def _stop_escalation(pipe: Any, record: RequestRecord) -> None:
@@ -41,11 +40,8 @@ def _ack(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, sta
     record.acknowledged_at = at
     record.acknowledged_by = staff_id
     _stop_escalation(pipe, record)
+    # No message to the acknowledger: the page or link they acted on says it is theirs now.
     add_timeline(pipe, record, "acknowledged", at, by=staff_id, via=via)
-    if via in ("api", "link", "page") and record.urgency in (Urgency.P0, Urgency.P1):
-        # The person who acknowledged an urgent request hears that it is theirs now ("已确认，由您处理");
-        # for routine ones the page they acted on says so, and a message would only add noise.
-        queue_notice(pipe, runtime, record, staff_id, "acknowledger", Event.ack_confirmed)
     if tell_parent and parent_can_hear(runtime.redis, runtime, record):
         queue_parent_notice(pipe, runtime, record, Event.assigned, owner_id=staff_id)
     arm_reminder(pipe, school, record)
@@ -197,6 +193,7 @@ def reassign(
         add_timeline(pipe, record, "reassigned", now_in(record), by=staff_id, owner=to, previous_owner=previous,
                      reason=reason)
         # Each reassignment is its own notification: the step is the moment, in ms.
-        queue_notice(pipe, runtime, record, to, "owner", Event.reassigned, step=int(clock.now() * 1000))
+        queue_notice(pipe, runtime, record, to, "owner", Event.reassigned, step=int(clock.now() * 1000),
+                     actor=staff_id)
 
     return _run(runtime, school, request_id, change)

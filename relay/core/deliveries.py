@@ -89,6 +89,7 @@ class Delivery(BaseModel):
     state: DeliveryState = DeliveryState.pending
     created_at: float  # epoch seconds
     request_ids: list[str] | None = None  # a digest: the requests it lists
+    by_class: dict[str, int] | None = None  # a digest: how many of them each class has, in the digest's order
     count: int | None = None  # an outbreak: reports in the window
     window_s: int | None = None
     symptom: str | None = None
@@ -162,6 +163,7 @@ class Extras(TypedDict, total=False):
     """What some events carry beyond the common fields (see Delivery)."""
 
     request_ids: list[str]
+    by_class: dict[str, int]
     count: int
     window_s: int
     symptom: str

@@ -45,7 +45,6 @@ from relay.core.ratelimit import HIT_SCRIPT, Limit, RateLimited, hit_arguments, 
 from relay.core.retriage import PARENT_MARKED
 from relay.core.sla import hold_for_digest, outbreak_reached, track_outbreak
 from relay.core.timers import arm, escalate_timer
-from routing.calendar import CalendarUnknown, quiet_until
 from routing.classifier import Classification, classify
 from routing.directory import School, Student
 from routing.labels import Urgency
@@ -265,16 +264,11 @@ def _queue_writes(
     outbreak count (see sla.track_outbreak)."""
     urgency = Urgency(record.urgency)
     event = NOTICE_EVENT.get(urgency, Event.created)
-    # Teachers' evenings: routine notifications out of hours wait for the next school day's digest.
-    held_until = None
-    if urgency in (Urgency.P2, Urgency.P3):
-        try:
-            held_until = quiet_until(school, now)
-        except CalendarUnknown:
-            held_until = None  # without holiday data, telling someone now beats holding blindly
     for notice in routing.notify_now:
-        if held_until is not None:
-            hold_for_digest(pipe, record, notice.staff_id, held_until)
+        if notice.held_until is not None:
+            # Teachers' evenings and mornings: what waits (P2/P3, and P1 with a roll call) goes out as one
+            # digest per person at the next school day's roll call (routing.roll_call).
+            hold_for_digest(pipe, record, notice.staff_id, notice.held_until, fyi=notice.why == "homeroom")
             continue
         why_event = Event.fyi if notice.why == "homeroom" else event
         queue_notice(pipe, runtime, record, notice.staff_id, notice.why, why_event)

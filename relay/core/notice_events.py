@@ -21,7 +21,9 @@ class Event(StrEnum):
     created = "request.created"  # any other request at intake
     escalated = "request.escalated"  # an unacknowledged request's next escalation step
     fyi = "request.fyi"  # the homeroom teacher, for their information
-    ack_confirmed = "request.ack_confirmed"  # "已确认，由您处理": the answer to one's own acknowledgement
+    # "已确认，由您处理": no longer sent (the page or link where one acted says so; channels carry only what
+    # someone else did or what is due). Kept so that deliveries stored before still load and read.
+    ack_confirmed = "request.ack_confirmed"
     reminder = "request.reminder"  # an acknowledged P0 with no update
     parent_update = "request.parent_update"  # the guardian wrote again about their open emergency
     follow_up = "request.follow_up"  # the guardian answered in the request's thread (POST .../follow-up)
@@ -45,6 +47,7 @@ class Wording:
     escalation_step: int = 0
     owner: str = "老师"
     eta_text: str = ""
+    classes: str = ""  # a digest: its requests by class ("三年级2班 3 条、三年级1班 1 条")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ EVENTS: dict[Event, EventKind] = {
     Event.follow_up: EventKind(lambda w: f"【家长追问】{w.summary}"),
     Event.reassigned: EventKind(lambda w: f"【转交给您】{w.summary}"),
     Event.digest: EventKind(
-        lambda w: f"【今日待处理】{len(w.delivery.request_ids or ()) or 1} 条家长请求（非工作时间收到）"),
+        lambda w: f"【今日待处理】{len(w.delivery.request_ids or ()) or 1} 条家长请求（非工作时间收到）"
+                  + (f"：{w.classes}" if w.classes else "")),
     Event.outbreak: EventKind(_outbreak),
     Event.received: EventKind(lambda w: "学校已收到" + _eta(w), parent_status="已受理"),
     Event.assigned: EventKind(lambda w: f"{w.owner}已接手" + _eta(w), parent_status="已分配"),

@@ -35,9 +35,15 @@ def queue_notice(
     why: str,
     event: Event,
     step: int = 0,
+    actor: str | None = None,
     **extra: Unpack[Extras],
-) -> str:
-    """Queue one notification on a pipeline already in MULTI: its record, its watchdog timer, its job."""
+) -> str | None:
+    """Queue one notification on a pipeline already in MULTI: its record, its watchdog timer, its job.
+
+    `actor` is the staff member whose action this notice follows from: they are never told what they did
+    themselves (the page or link where they acted says so), and None is returned."""
+    if actor is not None and staff_id == actor:
+        return None
     eid = event_id(record.id, event, step, staff_id)
     return deliveries.queue(pipe, runtime, deliveries.new(record, eid, event, why, staff_id=staff_id, **extra))
 
@@ -144,6 +150,14 @@ def _parent_message(
     )
 
 
+def _classes(school: School, by_class: dict[str, int] | None) -> str:
+    """A digest's requests by class, in its order: "三年级2班 3 条、三年级1班 1 条"."""
+    if not by_class:
+        return ""
+    named = [(found.name if (found := school.school_class(c)) else c, n) for c, n in by_class.items()]
+    return "、".join(f"{name} {n} 条" for name, n in named)
+
+
 def build_message(
     runtime: Runtime, school: School, record: RequestRecord, delivery: Delivery, attempt: int, sent_at: str
 ) -> Message:
@@ -162,7 +176,8 @@ def build_message(
     kind = EVENTS[delivery.event]
     # The one line every channel shows; no diagnosis and no full name (SMS and IM are not private).
     title = kind.words(Wording(delivery, summary=f"{class_name} {student_word} {category_word}（{urgency_word}）",
-                               class_name=class_name, escalation_step=record.escalation_step))
+                               class_name=class_name, escalation_step=record.escalation_step,
+                               classes=_classes(school, delivery.by_class)))
     body = f"{title} 请点击确认 {link}" if kind.stopped_by_ack else f"{title} {link}"
     return Message(
         event=delivery.event.value,

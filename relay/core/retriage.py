@@ -89,7 +89,7 @@ def _replan(pipe: Any, runtime: Runtime, school: School, record: RequestRecord, 
     if change.urgency is Urgency.P0 and raising:
         record.told = [notice.staff_id for notice in routing.notify_now]
         for notice in routing.notify_now:
-            queue_notice(pipe, runtime, record, notice.staff_id, notice.why, Event.urgent)
+            queue_notice(pipe, runtime, record, notice.staff_id, notice.why, Event.urgent, actor=change.by)
     if record.status is Status.received and routing.escalation:
         arm(pipe, record.school_id, escalate_timer(record.id, 1), routing.escalation[0].due_at.timestamp())
     return True

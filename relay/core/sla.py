@@ -20,9 +20,11 @@ from relay.core.deliveries import Delivery, event_id
 from relay.core.notice_events import Event
 from relay.core.notices import queue_notice
 from relay.core.timers import arm, digest_timer, disarm, fallback_timer, remind_timer
+from routing.calendar import SchoolCalendar
 from routing.directory import Role, School
 from routing.labels import Urgency
 from routing.outbreak import contagious_kind, is_contagious
+from routing.roll_call import held_until
 
 # --- reminders: an acknowledged P0 with no update ----------------------------------------
 
@@ -115,10 +117,23 @@ def arm_fallback(pipe: Any, runtime: Runtime, school: School, record: RequestRec
 # --- the morning digest: routine notifications out of hours wait for the school day -----------
 
 
-def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.datetime) -> None:
-    pipe.rpush(keys.digest(record.school_id, staff_id), record.id)
-    # Every held notification for this person points at the same opening: one timer, one digest.
+FYI_MARK = " fyi"  # after a held request id: an FYI copy, worth reading even once someone has acknowledged
+
+
+def hold_for_digest(pipe: Any, record: RequestRecord, staff_id: str, until: dt.datetime, fyi: bool = False) -> None:
+    pipe.rpush(keys.digest(record.school_id, staff_id), record.id + (FYI_MARK if fyi else ""))
+    # Every held notification for this person points at the same roll call: one timer, one digest a morning.
     arm(pipe, record.school_id, digest_timer(staff_id), until.timestamp())
+
+
+def _hold_ids(pipe: Any, school_id: str, request_ids: list[str], staff_id: str, until: dt.datetime) -> None:
+    pipe.rpush(keys.digest(school_id, staff_id), *(i + FYI_MARK for i in request_ids))
+    arm(pipe, school_id, digest_timer(staff_id), until.timestamp())
+
+
+def _held(entry: str) -> tuple[str, bool]:
+    request_id, _, mark = entry.partition(" ")
+    return request_id, bool(mark)
 
 
 def digest(school_id: str, staff_id: str) -> str:
@@ -131,9 +146,12 @@ def digest(school_id: str, staff_id: str) -> str:
                 # Taking the held list and queueing the digest are one EXEC: a worker killed in between
                 # leaves both the list and the timer, which fires again after its lease.
                 pipe.watch(held_key)
-                ids = [text(i) for i in pipe.lrange(held_key, 0, -1)]
-                records = [rec for rec in (store.load(r, school_id, i) for i in ids) if rec is not None]
-                waiting = [rec for rec in records if rec.status is Status.received]
+                held = dict(_held(text(i)) for i in pipe.lrange(held_key, 0, -1))
+                records = [rec for rec in (store.load(r, school_id, i) for i in held) if rec is not None]
+                # Acknowledged meanwhile (by the duty leader, the backup): nothing left to do for the owner,
+                # but the homeroom teacher still wants to know who is absent.
+                waiting = [rec for rec in records if rec.status is Status.received
+                           or (held[rec.id] and rec.status is not Status.resolved)]
                 pipe.multi()
                 pipe.delete(held_key)
                 disarm(pipe, school_id, digest_timer(staff_id))
@@ -150,11 +168,17 @@ def digest(school_id: str, staff_id: str) -> str:
 
 
 def _queue_digest(pipe: Any, runtime: Runtime, school_id: str, staff_id: str, waiting: list[RequestRecord]) -> None:
-    first = waiting[0]
+    # Grouped by class, in the order the classes first appear: the teacher reads the roll class by class.
+    by_class: dict[str, list[RequestRecord]] = {}
+    for rec in waiting:
+        by_class.setdefault(rec.class_id, []).append(rec)
+    ordered = [rec for group in by_class.values() for rec in group]
+    first = ordered[0]
     eid = event_id(first.id, Event.digest, int(clock.now()), staff_id)
     deliveries.queue(pipe, runtime, deliveries.new(first, eid, Event.digest, "digest", staff_id=staff_id,
-                                                   request_ids=[rec.id for rec in waiting]))
-    for rec in waiting:
+                                                   request_ids=[rec.id for rec in ordered],
+                                                   by_class={c: len(g) for c, g in by_class.items()}))
+    for rec in ordered:
         add_timeline(pipe, rec, "digest_sent", now_in(rec), to=staff_id, event_id=eid)
 
 
@@ -202,6 +226,9 @@ def outbreak_check(school_id: str, class_id: str) -> str:
     if record is None:
         return "unknown"
     targets = [s.id for role in (Role.nurse, Role.principal) for s in school.with_role(role)]
+    # With a roll call, an outbreak found while the school is closed rides the nurse's and the principal's
+    # roll-call digest (its reports, grouped by class) instead of paging them before school.
+    held = held_until(school, SchoolCalendar(school), dt.datetime.fromtimestamp(now, school.zone))
     alerted = keys.outbreak_alerted(school_id, class_id)
     with r.pipeline(transaction=True) as pipe:
         while True:
@@ -216,9 +243,13 @@ def outbreak_check(school_id: str, class_id: str) -> str:
                 pipe.set(alerted, len(ids), ex=int(window))
                 symptom = contagious_kind(record.text) or "症状"
                 for staff_id in targets:
-                    queue_notice(pipe, runtime, record, staff_id, "outbreak", Event.outbreak, int(now),
-                                 count=len(ids), window_s=window, symptom=symptom)
-                add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets)
+                    if held is not None:
+                        _hold_ids(pipe, school_id, ids, staff_id, held)
+                    else:
+                        queue_notice(pipe, runtime, record, staff_id, "outbreak", Event.outbreak, int(now),
+                                     count=len(ids), window_s=window, symptom=symptom)
+                add_timeline(pipe, record, "outbreak_alert", now_in(record), count=len(ids), notify=targets,
+                             **({"held_until": held.isoformat()} if held is not None else {}))
                 pipe.execute()
                 break
             except redis.WatchError:

@@ -29,6 +29,7 @@ from routing.labels import CATEGORY_WORDS, URGENCY_WORDS, Category, Urgency
 router = APIRouter(include_in_schema=False)
 
 Week = Annotated[str, Query(max_length=10)]
+Table = Annotated[str, Query(max_length=20)]
 
 COLOURS = {"P0": "#b71c1c", "P1": "#bf360c", "P2": "#1565c0", "P3": "#616161"}
 
@@ -48,6 +49,9 @@ WORDS: dict[str, dict[str, str]] = {
         "no_data": "—", "chart_ack": "按时接收率", "as_of": "统计截至", "more": "仅显示前 50 条，完整列表见 CSV。",
         "s_received": "待接收", "s_acknowledged": "已接收", "s_answered": "已回复", "s_resolved": "已办结",
         "yes": "是", "no": "否",
+        "out_of_hours": "非工作时间收到的通知（按接收人和类型）", "out_of_hours_none": "本周没有人在非工作时间收到通知。",
+        "k_p0_page": "紧急呼叫", "k_escalation": "升级", "k_on_duty": "值班（学生仍在校）", "k_digest": "今日汇总",
+        "k_new_request": "新请求", "k_fyi": "知悉抄送", "k_other": "其他",
     },
     "en": {
         "title": "Weekly report", "week": "Week", "prev": "Previous week", "next": "Next week", "csv": "Download CSV",
@@ -67,6 +71,10 @@ WORDS: dict[str, dict[str, str]] = {
         "more": "Only the first 50 are shown; the CSV has them all.",
         "s_received": "Waiting", "s_acknowledged": "Acknowledged", "s_answered": "Answered",
         "s_resolved": "Resolved", "yes": "yes", "no": "no",
+        "out_of_hours": "Notifications received outside school hours (by person and kind)",
+        "out_of_hours_none": "Nobody was notified outside school hours this week.",
+        "k_p0_page": "P0 page", "k_escalation": "Escalation", "k_on_duty": "On duty (child on site)",
+        "k_digest": "Digest", "k_new_request": "New request", "k_fyi": "FYI copy", "k_other": "Other",
     },
 }
 
@@ -189,6 +197,7 @@ async def report_page(request: Request, session: SignedIn, runtime: RuntimeDep, 
         dead=[{"event": d.get("event", ""), "to": staff_name(school, d.get("staff_id")), "urgency": d.get("urgency", "")}
               for d in built.dead_letters[: report.LIST_LIMIT]],
         held_days=sorted(built.held_by_day.items()),
+        out_of_hours=built.out_of_hours, out_of_hours_kinds=report.OUT_OF_HOURS_KINDS,
     )
 
 
@@ -210,9 +219,18 @@ CSV_COLUMNS = {
 }
 
 
+def _out_of_hours_rows(built: report.WeekReport, lang: str) -> list[list[object]]:
+    words = WORDS[lang]
+    head: list[object] = [words["to"], *(words[f"k_{k}"] for k in report.OUT_OF_HOURS_KINDS), words["sum"]]
+    return [head] + [[row.label, *(row.by_kind[k] for k in report.OUT_OF_HOURS_KINDS), row.total]
+                     for row in built.out_of_hours]
+
+
 @router.get("/staff/report.csv")
-async def report_csv(request: Request, session: SignedIn, runtime: RuntimeDep, week: Week = "") -> Response:
-    """One line per request of the week (no message text, no child's name): for a spreadsheet."""
+async def report_csv(request: Request, session: SignedIn, runtime: RuntimeDep, week: Week = "",
+                     table: Table = "") -> Response:
+    """One line per request of the week (no message text, no child's name): for a spreadsheet. With
+    `table=out_of_hours`: one line per staff member notified outside school hours, by kind."""
     lang = lang_of(request)
     if not is_leader(session):
         return Response(WORDS[lang]["leaders_only"], status_code=403, media_type="text/plain; charset=utf-8")
@@ -221,6 +239,11 @@ async def report_csv(request: Request, session: SignedIn, runtime: RuntimeDep, w
     out = io.StringIO()
     out.write("\ufeff")  # Excel reads UTF-8 (Chinese) correctly only with a BOM
     writer = csv.writer(out)
+    if table == "out_of_hours":
+        writer.writerows(_out_of_hours_rows(built, lang))
+        name = f"relay-out-of-hours-{school.id}-{built.start.isoformat()}.csv"
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
     writer.writerow(CSV_COLUMNS[lang])
     for line in built.lines:
         record = line.record

@@ -33,7 +33,7 @@ LOG_LENGTH = 1000
 ADMIN_ROLES = (Role.admin, Role.principal)
 # What the settings editor may change; the roster changes through the import, leave through its page.
 SETTINGS = ("name", "phone", "timezone", "hours", "terms", "closures", "sla", "outbreak_window",
-            "outbreak_threshold", "calendar")
+            "outbreak_threshold", "calendar", "roll_call")
 
 
 class AdminError(Exception):

@@ -2,7 +2,8 @@
 
 Computed from Redis alone: the week's requests come from the per-school creation index
 (`relay:{school}:requests`, written at intake), their timelines say what was held for the
-morning digest and what escalated, and the dead-letter list says what never reached anyone.
+morning digest, what escalated and which notifications reached staff outside school hours, and the
+dead-letter list says what never reached anyone.
 A request counts in the week it was received; "on time" compares the recorded moment of
 the acknowledgement (or resolution) with the due time the parent was promised.
 """
@@ -21,6 +22,7 @@ import redis
 from relay.base import keys
 from relay.base.store import RequestRecord, text
 from relay.core import deadletters
+from routing.calendar import CalendarUnknown, SchoolCalendar
 from routing.directory import Role, School
 from routing.labels import Urgency
 
@@ -86,6 +88,65 @@ class Line:
     overdue: bool
 
 
+# What a notification out of school hours was, for the principal: whose mornings are still taken, and by what.
+OUT_OF_HOURS_KINDS = ("p0_page", "escalation", "on_duty", "digest", "new_request", "fyi", "other")
+
+
+@dataclass
+class OutOfHours:
+    """The notifications one staff member received outside school hours, by kind."""
+
+    staff_id: str
+    label: str
+    by_kind: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_kind.values())
+
+
+def notice_kind(event: str, urgency: str, why_on_duty: bool = False) -> str:
+    """One of OUT_OF_HOURS_KINDS for a delivered staff notification (its event name, without its prefix)."""
+    if event == "escalated":
+        return "escalation"
+    if event == "digest":
+        return "digest"
+    if urgency == Urgency.P0:
+        return "p0_page"
+    if why_on_duty:
+        return "on_duty"
+    return {"created": "new_request", "fyi": "fyi"}.get(event, "other")
+
+
+def _inside_hours(calendar: SchoolCalendar, moment: dt.datetime) -> bool:
+    local = moment.astimezone(calendar.zone)
+    try:
+        day = calendar.day(local.date())
+    except CalendarUnknown:
+        return True  # unknown is not counted against anyone
+    return day.school_day and day.hours is not None and day.hours[0] <= local.time() < day.hours[1]
+
+
+def _out_of_hours(school: School, lines: list[Line], timelines: list[list[dict[str, Any]]]) -> list[OutOfHours]:
+    """From the delivered entries of the week's requests' timelines (a digest is on its first request's)."""
+    calendar = SchoolCalendar(school)
+    duty = {s.id for s in school.with_role(Role.duty_leader)}
+    rows: dict[str, OutOfHours] = {}
+    for line, entries in zip(lines, timelines, strict=True):
+        notified = next((e.get("notified") or [] for e in entries if e.get("kind") == "assigned"), [])
+        for entry in entries:
+            staff_id, event_id, at = entry.get("to"), str(entry.get("event_id") or ""), _moment(entry.get("at"))
+            member = school.staff_member(str(staff_id)) if staff_id else None
+            if entry.get("kind") != "delivered" or member is None or at is None or _inside_hours(calendar, at):
+                continue
+            event = event_id.split(".")[1] if event_id.count(".") >= 3 else "other"
+            # A duty leader paged about a P1 at intake: a child still on site after closing (routing.roll_call).
+            on_duty = event == "created" and member.id in duty and member.id in notified
+            row = rows.setdefault(member.id, OutOfHours(member.id, member.name))
+            row.by_kind[notice_kind(event, line.record.urgency, on_duty)] += 1
+    return sorted(rows.values(), key=lambda r: (-r.total, r.staff_id))
+
+
 @dataclass
 class WeekReport:
     school_id: str
@@ -99,6 +160,7 @@ class WeekReport:
     by_day: dict[str, Counter[str]]  # date -> urgency -> count
     held_by_day: Counter[str]
     dead_letters: list[dict[str, Any]]
+    out_of_hours: list[OutOfHours] = field(default_factory=list)  # staff notified outside school hours
 
     @property
     def total(self) -> int:
@@ -227,4 +289,5 @@ def build(connection: redis.Redis, school: School, start: dt.date, now: dt.datet
         by_day=by_day,
         held_by_day=held_by_day,
         dead_letters=_dead_letters(connection, school.id, begin.timestamp(), finish.timestamp()),
+        out_of_hours=_out_of_hours(school, lines, timelines),
     )

@@ -281,6 +281,7 @@ def school_document(
     sla: dict[str, Any] | None = None,
     contacts: dict[str, list[dict[str, Any]]] | None = None,
     owner_absent: bool = False,
+    roll_call: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One small school: every staff member reachable by webhook at <receiver>/<school>/<staff>."""
     contacts = contacts or {}
@@ -309,7 +310,7 @@ def school_document(
             {"id": "s2", "name": "张小红", "class_id": "c1", "guardians": [{"id": "g1", "name": "张妈妈", "phone": "+8613800000001"}]},
             {"id": "s3", "name": "李小华", "class_id": "c1", "guardians": [{"id": "g2", "name": "李爸爸", "phone": "+8613800000002"}]},
         ],
-    }
+    } | ({"roll_call": roll_call} if roll_call is not None else {})
 
 
 def write_school_yaml(path: Path, school_id: str, receiver_url: str, *, other_school_id: str | None = None,

@@ -17,6 +17,7 @@ def headline(summary: dict[str, Any]) -> list[str]:
     """The figures worth printing, one line each."""
     notes, p0, promises = summary["notifications"], summary["p0"], summary["promises"]
     chat = summary["group_chat"]
+    mornings = summary["mornings"]
     latency = summary["latency"]["p0_first_notification_ms"]
     within = promises["staff_within_sla"]
     return [
@@ -26,6 +27,12 @@ def headline(summary: dict[str, Any]) -> list[str]:
         f"person's own acknowledgement); outside school hours by urgency: {notes['out_of_hours']['by_urgency']}",
         f"held for the morning digest: {summary['held_for_morning']['requests']} requests in "
         f"{summary['held_for_morning']['digests']} digests",
+        f"mornings: outside school hours by kind {mornings['out_of_hours_by_kind']} (aim: P0 pages and digests "
+        f"only, other: {mornings['out_of_hours_other']}); most digests per person per morning: "
+        f"{mornings['most_digests_per_person_per_morning']} (aim: at most 1); self-confirmations: "
+        f"{mornings['self_confirmations']} (aim: 0); notifications per academic-affairs teacher per school day: "
+        f"{mornings['per_academic_affairs_teacher_per_school_day']} (aim: at most {mornings['aim_at_most']}, a third "
+        f"fewer than {mornings['before']} before the roll call)",
         f"P0: {p0['requests']} requests, first notification in the same minute for "
         f"{p0['first_notification_same_minute']}, real latency median {latency['median']} ms / max {latency['max']} ms; "
         f"to acknowledgement or escalation median {p0['to_ack_or_escalation_s']['median']} s; "

@@ -9,7 +9,8 @@ only: an evening homework question is answered the next morning) and at any hour
   after the alert (most near one minute); about one in eight nobody does until the duty leader, paged by the
   escalation, answers. The owner writes to the parent a few minutes later (sometimes only
   after the update reminder) and closes it within the hour.
-- P1: the owner acknowledges within 20 school minutes; about one in eight the owner does not
+- P1: a pickup change while after-school care runs is answered by the duty leader within minutes.
+  Otherwise the owner acknowledges within 20 school minutes; about one in eight the owner does not
   and the backup answers after the first escalation. A reply and the resolution follow.
 - P2: answered within three school hours (next morning when sent in the evening); about one
   in twelve only after the promised day is over.
@@ -27,6 +28,7 @@ from routing.calendar import SchoolCalendar
 from routing.directory import Role, School
 from routing.labels import Category, Urgency
 from routing.plan import responders
+from routing.roll_call import still_on_site
 
 UNANSWERED_P0 = 0.12
 UNANSWERED_P1 = 0.12
@@ -106,6 +108,16 @@ def plan_for(record: RequestRecord, school: School, calendar: SchoolCalendar, re
                      Action(_half(replied), index, "reply", owner, reply_text),
                      Action(_half(resolved), index, "resolve", owner)), pattern, on_time)
 
+    if urgency is Urgency.P1 and record.category == Category.pickup and _role(school, Role.duty_leader) \
+            and still_on_site(school, calendar, received):
+        # A child still on site after closing: the duty leader, paged at once, answers within minutes.
+        acker = _role(school, Role.duty_leader) or owner
+        acked = received + dt.timedelta(seconds=rng.uniform(60, 300))
+        replied = acked + dt.timedelta(seconds=rng.uniform(60, 600))
+        resolved = replied + dt.timedelta(seconds=rng.uniform(60, 900))
+        return Plan((Action(_half(acked), index, "ack", acker),
+                     Action(_half(replied), index, "reply", acker, reply_text),
+                     Action(_half(resolved), index, "resolve", acker)), "on_duty", True)
     if urgency is Urgency.P1 and record.escalation and rng.random() < UNANSWERED_P1:
         step = record.escalation[0]
         acker = step.notify[0] if step.notify else owner

@@ -23,6 +23,13 @@ URGENCIES = tuple(Urgency)
 EVENING = 20  # the hour from which a message in a class chat is an evening message
 FIRST_ALERTS = (Event.urgent, Event.created, Event.fyi)
 OWN_ACK = Event.ack_confirmed  # "已确认，由您处理": the answer to one's own acknowledgement, not an alert
+# Notices that would repeat what their recipient just did, when that person did something to the request then.
+_SELF_EVENTS = (Event.ack_confirmed, Event.reassigned, Event.urgent, Event.created, Event.fyi)
+_ACTIONS = ("acknowledged", "claimed", "reassigned", "retriaged", "replied", "resolved", "note")
+# Issue 18's yardstick: notifications per academic-affairs teacher per school day in `make replay` on main on
+# 2026-12-06 (seed 1, before the roll call and without self-confirmations' removal): 847 to 3 teachers over 6
+# school days. The aim is a third fewer.
+BEFORE_PER_ACADEMIC_AFFAIRS_DAY = 47.1
 
 
 def _at(iso_text: str | None) -> dt.datetime | None:
@@ -90,6 +97,66 @@ def _notifications(replay: Replay, hours: _Hours) -> dict[str, Any]:
         "after_20": {"total": sum(evening.values()), "to_homeroom": evening["homeroom"]},
         "to_homeroom": {"total": sum(homeroom_days.values()), "by_day": dict(sorted(homeroom_days.items())),
                         "after_20_by_day": dict(sorted(homeroom_evenings.items()))},
+    }
+
+
+def _kind_out_of_hours(note: Notification, duty: set[str]) -> str:
+    """What a notification out of school hours was: the aim is P0 pages and digests only, besides the
+    duty leader's page about a child still on site (a pickup change while after-school care runs)."""
+    if note.event == Event.digest:
+        return "digest"
+    if note.urgency == Urgency.P0:
+        return "P0 page"
+    if note.event == Event.created and note.staff_id in duty:
+        return "on duty (child on site)"
+    return f"other: {note.event}"
+
+
+def _self_confirmations(replay: Replay) -> int:
+    """Notices to a person about a request they acted on at that very (simulated) second."""
+    count = 0
+    for note in replay.notifications:
+        if note.event == OWN_ACK:
+            count += 1
+            continue
+        if note.event not in _SELF_EVENTS:
+            continue
+        sent = dt.datetime.fromisoformat(note.sent_at)
+        for entry in replay.timelines.get(note.request_id, []):
+            moment = _at(entry.get("at"))
+            if (entry.get("kind") in _ACTIONS and entry.get("by") == note.staff_id and moment is not None
+                    and 0 <= (sent - moment).total_seconds() < 2):
+                count += 1
+                break
+    return count
+
+
+def _mornings(replay: Replay, hours: _Hours, school_days: list[str]) -> dict[str, Any]:
+    """Issue 18's aims: who is buzzed out of hours and by what, digests a morning, the teachers' load."""
+    school, zone = replay.school, replay.school.zone
+    duty = {s.id for s in school.with_role(Role.duty_leader)}
+    teachers = {s.id for s in school.with_role(Role.academic_affairs)}
+    outside: Counter[str] = Counter()
+    digests: Counter[tuple[str, str]] = Counter()
+    to_teachers = 0
+    for note in replay.notifications:
+        local = dt.datetime.fromisoformat(note.sent_at).astimezone(zone)
+        if not hours.inside(local):
+            outside[_kind_out_of_hours(note, duty)] += 1
+        if note.event == Event.digest:
+            digests[(note.staff_id, local.date().isoformat())] += 1
+        to_teachers += int(note.staff_id in teachers)
+    per_day = round(to_teachers / max(1, len(teachers) * len(school_days)), 1)
+    others = sum(n for kind, n in outside.items() if kind.startswith("other"))
+    return {
+        "out_of_hours_by_kind": dict(sorted(outside.items())),
+        "out_of_hours_other": others,  # aim: 0
+        "most_digests_per_person_per_morning": max(digests.values(), default=0),  # aim: at most 1
+        "self_confirmations": _self_confirmations(replay),  # aim: 0
+        "per_academic_affairs_teacher_per_school_day": per_day,
+        "school_days": len(school_days),
+        "before": BEFORE_PER_ACADEMIC_AFFAIRS_DAY,
+        "aim_at_most": round(BEFORE_PER_ACADEMIC_AFFAIRS_DAY * 2 / 3, 1),  # a third fewer
     }
 
 
@@ -224,6 +291,8 @@ def build(replay: Replay) -> dict[str, Any]:
     chat["relay_per_homeroom_teacher_per_day"] = round(notifications["to_homeroom"]["total"] / cells, 2)
     chat["relay_after_20_per_homeroom_teacher_per_day"] = round(notifications["after_20"]["to_homeroom"] / cells, 2)
     timelines = replay.timelines.values()
+    calendar_days = [_day(calendar, d) for d in days]
+    after_days = [_day(calendar, d) for d in _after(replay, days[-1])]
     owned = Counter(r.owner for r in records)
     classified: dict[str, Counter[str]] = {u: Counter() for u in URGENCIES}
     for submitted in replay.submitted:
@@ -234,9 +303,9 @@ def build(replay: Replay) -> dict[str, Any]:
         "school": {"id": school.id, "name": school.name, "classes": len(classes),
                    "students": sum(1 for s in school.students if s.class_id in classes)},
         "window": {"start": options.start.isoformat(), "days": options.days, "seed": options.seed,
-                   "calendar": [_day(calendar, d) for d in days],
+                   "calendar": calendar_days,
                    # the replay runs on until staff have answered everything: held requests reach them after
-                   "after": [_day(calendar, d) for d in _after(replay, days[-1])]},
+                   "after": after_days},
         "messages": {
             "total": len(replay.messages),
             "accepted": sum(1 for s in replay.submitted if s.request_id),
@@ -246,6 +315,7 @@ def build(replay: Replay) -> dict[str, Any]:
             "intended_vs_classified": {u: dict(sorted(c.items())) for u, c in classified.items()},
         },
         "notifications": notifications,
+        "mornings": _mornings(replay, hours, [d["date"] for d in (*calendar_days, *after_days) if d["school_day"]]),
         "held_for_morning": {
             "requests": sum(1 for t in timelines if any(e.get("kind") == "digest_sent" for e in t)),
             "digests": sum(1 for n in replay.notifications if n.event == Event.digest),
