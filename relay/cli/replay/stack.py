@@ -25,6 +25,7 @@ from relay.base import clock, keys, outbound
 from relay.base.directory import ConfigError, publish
 from relay.cli import embedded
 from relay.core.timers import CLAIM_LEASE_MS
+from routing import learned
 from routing.validation import check_config
 
 QUEUE_PREFIX = "relay-replay"
@@ -97,6 +98,10 @@ class Stack:
             # The staff's phones are a receiver on this machine (relay/cli/replay/receiver.py).
             RELAY_WEBHOOK_ALLOW_PRIVATE=outbound.LOOPBACK,
         )
+        # The one setting of the caller's kept: a replay of held-out writers classifies with a model that
+        # never read them (`make replay-heldout`).
+        if os.environ.get(learned.MODEL_ENV):
+            env[learned.MODEL_ENV] = str(learned.model_path().resolve())
         return env
 
     def _spawn(self, name: str, args: list[str]) -> None:
