@@ -164,6 +164,7 @@ def test_the_labelled_lines_went_through_the_real_system(tiny_run: dict[str, Any
     assert summary["ownership"]["requests"] == summary["ownership"]["with_owner"] == 5
     assert summary["notifications"]["total"] > 0 and summary["p0"]["requests"] >= 1
     assert summary["health"]["dead_letters"] == summary["health"]["bad_signatures"] == 0
+    assert summary["health"]["drain_timeouts"] == 0
     labelled = summary["labelled"]
     assert labelled["messages"] == 5 and labelled["writers"] == {"tiny": 5}
     assert labelled["triage_model"]["writers_it_read"] == []
