@@ -172,7 +172,7 @@ def test_the_labelled_lines_went_through_the_real_system(tiny_run: dict[str, Any
 
 def test_a_labelled_p0_read_lower_is_counted_as_waiting(tiny_run: dict[str, Any]) -> None:
     emergencies, missed = tiny_run["summary"]["labelled"]["emergencies"], tiny_run["missed"]
-    assert emergencies["labelled_p0"] == 2
+    assert emergencies["labelled_p0"] == 2 and emergencies["not_accepted"] == 0
     assert emergencies["given"]["P0"] == 1 and emergencies["given"][missed["urgency"]] == 1
     assert emergencies["p0_recall"] == 0.5
     assert emergencies["paged_within_minute"] == 1  # the plainly written one

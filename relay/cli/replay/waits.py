@@ -96,10 +96,11 @@ def build(replay: Replay) -> dict[str, Any]:
     labelled_p0 = [s for s in replay.submitted if s.message.intended == Urgency.P0.value]
     given: Counter[str] = Counter()
     waits: list[dict[str, Any]] = []
-    paged = 0
+    paged = refused = 0
     for submitted in labelled_p0:
         record = replay.records.get(submitted.request_id or "")
-        if record is None:
+        if record is None:  # intake refused it (the harness printed why): nobody was told
+            refused += 1
             continue
         given[record.urgency] += 1
         wait = _wait(replay, calendar, record.id, notes_of.get(record.id, []), end_of_replay)
@@ -117,6 +118,7 @@ def build(replay: Replay) -> dict[str, Any]:
         "triage_model": _model(set(writers)),
         "emergencies": {
             "labelled_p0": total,
+            "not_accepted": refused,
             "p0_recall": round(given[Urgency.P0.value] / total, 4) if total else None,
             "given": {u.value: given[u.value] for u in Urgency},
             "paged_within_minute": paged,
@@ -151,7 +153,8 @@ def headline(labelled: dict[str, Any], shown: int = 12) -> list[str]:
         f"labelled emergencies: {p0['labelled_p0']}, P0 recall {p0['p0_recall']:.1%}, given {p0['given']}; "
         f"paged within a minute: {p0['paged_within_minute']}; waited: {p0['waited']}, more than 5 minutes: "
         f"{p0['waited_over_5_min']} ({share:.1%}, aim <= {p0['aim_share_waited_over_5_min']:.0%}); waits "
-        f"median {p0['wait_s']['median']} s, max {p0['wait_s']['max']} s",
+        f"median {p0['wait_s']['median']} s, max {p0['wait_s']['max']} s"
+        + (f"; refused at intake: {p0['not_accepted']}" if p0["not_accepted"] else ""),
     ]
     for wait in p0["waits"][:shown]:
         hours = "in school hours" if wait["in_school_hours"] else "out of school hours"
