@@ -281,7 +281,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     start = dt.date.fromisoformat(args.start)
     return simulate(config_path(args.config), args.school, start, args.days, args.seed, args.classes,
-                    Path(args.out), args.workers)
+                    Path(args.out), args.workers, tuple(Path(m) for m in args.messages))
 
 
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -295,6 +295,9 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     simulate.add_argument("--classes", type=int, help="only the first N classes write (default: all)")
     simulate.add_argument("--workers", type=int, default=2)
     simulate.add_argument("--out", default="docs/replay")
+    simulate.add_argument("--messages", nargs="+", default=[], metavar="FILE",
+                          help="labelled JSON Lines (the relay eval format) replayed instead of the generated "
+                               "messages, at the generated hours; the summary adds the labelled emergencies that waited")
     simulate.set_defaults(func=cmd_simulate)
 
 

@@ -1,14 +1,16 @@
 """`relay simulate`: a realistic school week replayed through the real system, on a simulated clock.
 
-messages.py writes the parents' week, staff.py decides how staff answer, stack.py runs a private
+messages.py writes the parents' week (or corpus.py places a labelled corpus's lines over it), staff.py decides how staff answer, stack.py runs a private
 Redis with `relay serve` and `relay worker` processes, harness.py moves the clock and records,
-summary.py and plots.py turn the record into figures (docs/replay/summary.json and PNGs).
+summary.py and plots.py turn the record into figures (docs/replay/summary.json and PNGs), waits.py
+adds the labelled emergencies that waited.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +53,27 @@ def headline(summary: dict[str, Any]) -> list[str]:
 
 
 def main(config: Path, school: str | None, start: dt.date, days: int, seed: int, classes: int | None,
-         out: Path, workers: int) -> int:
-    from relay.cli.replay import plots
+         out: Path, workers: int, messages: tuple[Path, ...] = ()) -> int:
+    from relay.cli.replay import corpus, plots, waits
     from relay.cli.replay.harness import Options, run
     from relay.cli.replay.summary import build
+    from relay.cli.triage_eval import InputError
 
+    if messages:  # a bad file is refused before anything starts
+        try:
+            corpus.read(messages)
+        except (OSError, InputError) as exc:
+            print(f"relay simulate: {exc}", file=sys.stderr)
+            return 2
     replay = run(Options(config=config, school=school, start=start, days=days, seed=seed, classes=classes,
-                         workers=workers))
+                         workers=workers, messages=messages))
     summary = build(replay)
+    if messages:
+        summary["labelled"] = waits.build(replay)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     charts = plots.write(summary, out)
-    for line in headline(summary):
+    for line in headline(summary) + (waits.headline(summary["labelled"]) if messages else []):
         print(line)
     print(f"written: {out / 'summary.json'}" + "".join(f", {p.name}" for p in charts))
     return 0

@@ -26,6 +26,7 @@ import yaml
 from relay.base import store, tokens
 from relay.base.directory import ConfigError
 from relay.base.store import RequestRecord
+from relay.cli.replay import corpus
 from relay.cli.replay.messages import ParentMessage, generate
 from relay.cli.replay.receiver import Notification, Receiver, webhook_contacts
 from relay.cli.replay.stack import Stack, StackError
@@ -50,6 +51,7 @@ class Options:
     classes: int | None = None
     workers: int = 2
     max_step: float = 60.0  # seconds of simulated time per step while an emergency waits for a human
+    messages: tuple[Path, ...] = ()  # labelled JSON Lines (corpus.py) instead of the generated week
 
 
 @dataclass
@@ -169,6 +171,8 @@ class Simulation:
         headers = {"Authorization": f"Bearer {self._token('parent', message.guardian_id)}",
                    "Idempotency-Key": f"replay-{self.replay.options.seed}-{message.index}"}
         body = {"student_id": message.student_id, "text": message.text}
+        if message.category_hint:
+            body["category_hint"] = message.category_hint
         for _ in range(50):
             posted = time.time()
             response = self.http.post("/v1/requests", json=body, headers=headers)
@@ -239,7 +243,11 @@ def run(options: Options, say: Callable[[str], None] = print, keep: bool = False
     report pages of the replayed week); `keep` keeps the processes' logs."""
     started = time.monotonic()
     school, document = pick_school(options.config, options.school)
-    messages = generate(school, options.start, options.days, options.seed, options.classes)
+    if options.messages:
+        messages = corpus.place(corpus.read(options.messages), school, options.start, options.days, options.seed,
+                                options.classes)
+    else:
+        messages = generate(school, options.start, options.days, options.seed, options.classes)
     replay = Replay(options, school, messages)
     say(f"replay: {school.name} ({school.id}), {options.start} + {options.days} days, seed {options.seed}, "
         f"{len(messages)} messages")

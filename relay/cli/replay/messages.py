@@ -23,6 +23,9 @@ EMOJI_SHARE = 0.15
 # Emergencies across the whole school (24 classes) in a week: during school hours, and in the evening.
 EMERGENCIES_IN_SCHOOL_PER_WEEK = 3.0
 EMERGENCIES_AT_NIGHT_PER_WEEK = 2.0
+EMERGENCY_HOURS_IN_SCHOOL = ((8.5, 15.8),)
+EMERGENCY_HOURS_AT_NIGHT = ((18.0, 22.5),)
+ABSENCE_PEAK = 7.2  # the hour most absences are reported: before the 7:40 start
 FULL_SCHOOL_CLASSES = 24
 
 
@@ -36,6 +39,11 @@ class ParentMessage:
     text: str
     kind: str  # absence, late, pickup, homework, admin, notice, thanks, chatter, makeup_question, emergency
     intended: str  # the urgency a teacher reading it would give it
+    # From a labelled corpus (`relay simulate --messages`): its category label, form hint, writer and line id.
+    labelled_category: str | None = None
+    category_hint: str | None = None
+    writer: str = ""
+    label_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -190,14 +198,14 @@ def _fill(rng: random.Random, template: str, school: School, school_class: Schoo
     return template.format(**slots)
 
 
-def _moment(rng: random.Random, day: dt.date, hours: tuple[tuple[float, float], ...], zone: dt.tzinfo,
+def moment(rng: random.Random, day: dt.date, hours: tuple[tuple[float, float], ...], zone: dt.tzinfo,
             peak: float | None = None) -> dt.datetime:
     start, end = rng.choice(hours)
     hour = rng.triangular(start, end, peak) if peak is not None and start <= peak <= end else rng.uniform(start, end)
     return dt.datetime.combine(day, dt.time(), zone) + dt.timedelta(seconds=int(hour * 3600))
 
 
-def _author(rng: random.Random, students: list[Student]) -> tuple[Student, str]:
+def author(rng: random.Random, students: list[Student]) -> tuple[Student, str]:
     student = rng.choice(students)
     return student, rng.choice(student.guardians).id
 
@@ -223,20 +231,20 @@ def _day_drafts(rng: random.Random, school: School, day: SchoolDay, classes: lis
         hours = kind.school_hours if day.school_day else kind.off_hours
         for school_class in classes:
             for _ in range(poisson(rng, rate)):
-                student, guardian = _author(rng, pupils[school_class.id])
+                student, guardian = author(rng, pupils[school_class.id])
                 templates = kind.zh
                 if holiday and kind.name == "thanks":
                     templates = HOLIDAY_GREETINGS
                 elif kind.en and rng.random() < ENGLISH_SHARE:
                     templates = kind.en
-                peak = 7.2 if kind.name == "absence" else None
-                drafts.append(_Draft(_moment(rng, day.date, hours, school.zone, peak), school_class, student, guardian,
+                peak = ABSENCE_PEAK if kind.name == "absence" else None
+                drafts.append(_Draft(moment(rng, day.date, hours, school.zone, peak), school_class, student, guardian,
                                      rng.choice(templates), kind.name, kind.intended, holiday))
     if day.kind is DayKind.makeup:  # a Sunday with classes: parents ask whether it really is one
         for school_class in classes:
             for _ in range(poisson(rng, 0.3)):
-                student, guardian = _author(rng, pupils[school_class.id])
-                drafts.append(_Draft(_moment(rng, day.date, ((6.5, 7.5),), school.zone), school_class, student,
+                student, guardian = author(rng, pupils[school_class.id])
+                drafts.append(_Draft(moment(rng, day.date, ((6.5, 7.5),), school.zone), school_class, student,
                                      guardian, rng.choice(MAKEUP_QUESTIONS), "makeup_question", "P2", None))
     return drafts
 
@@ -249,13 +257,13 @@ def _emergencies(rng: random.Random, school: School, days: list[SchoolDay], clas
     in_school = max(in_school, 1 if school_days else 0)  # even a one-day replay has one to measure
     at_night = round(EMERGENCIES_AT_NIGHT_PER_WEEK * len(days) / 7 * share)
     drafts = []
-    for count, pool, templates, hours in ((in_school, school_days, EMERGENCIES_IN_SCHOOL, ((8.5, 15.8),)),
-                                          (at_night, days, EMERGENCIES_AT_NIGHT, ((18.0, 22.5),))):
+    for count, pool, templates, hours in ((in_school, school_days, EMERGENCIES_IN_SCHOOL, EMERGENCY_HOURS_IN_SCHOOL),
+                                          (at_night, days, EMERGENCIES_AT_NIGHT, EMERGENCY_HOURS_AT_NIGHT)):
         for _ in range(count):
             day = rng.choice(pool)
             school_class = rng.choice(classes)
-            student, guardian = _author(rng, pupils[school_class.id])
-            drafts.append(_Draft(_moment(rng, day.date, hours, school.zone), school_class, student, guardian,
+            student, guardian = author(rng, pupils[school_class.id])
+            drafts.append(_Draft(moment(rng, day.date, hours, school.zone), school_class, student, guardian,
                                  rng.choice(templates), "emergency", "P0", None))
     return drafts
 

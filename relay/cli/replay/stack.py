@@ -24,11 +24,18 @@ from rq import Queue, Worker
 from relay.base import clock, keys, outbound
 from relay.base.directory import ConfigError, publish
 from relay.cli import embedded
-from relay.core.timers import CLAIM_LEASE_MS
+from routing import learned
 from routing.validation import check_config
 
 QUEUE_PREFIX = "relay-replay"
 DELIVERY_LEASE_SECONDS = 8.0
+# A claimed timer sits at now + the claim's lease until its handler is done; `drain` finds the ones still
+# running there. Replay instants fall on quarter seconds and timers are armed whole seconds after them, so
+# with the default 15 s lease a timer merely due 15 s later (a fallback 90 s after an alert, when a message
+# came 75 s after that alert) looked claimed, and drain waited on it until it gave up. 12.5 ms more
+# puts every claim's mark where no armed timer falls.
+TIMER_LEASE_SECONDS = 15.0125
+CLAIM_LEASE_MS = int(TIMER_LEASE_SECONDS * 1000)  # as the scheduler computes it
 STARTUP_SECONDS = 60.0
 
 
@@ -92,11 +99,16 @@ class Stack:
             RELAY_SECRET_KEY=self.secret_key, RELAY_WEBHOOK_SECRET=self.webhook_secret,
             RELAY_QUEUE_PREFIX=QUEUE_PREFIX, RELAY_PUBLIC_URL=self.url, RELAY_LOG_LEVEL="warning",
             RELAY_TIMER_POLL_SECONDS="0.005", RELAY_DELIVERY_LEASE_SECONDS=str(DELIVERY_LEASE_SECONDS),
+            RELAY_TIMER_LEASE_SECONDS=str(TIMER_LEASE_SECONDS),
             # The week's parents write from many phones; here they all post from 127.0.0.1, minutes apart.
             RELAY_RATE_LIMIT_IP="1000000/minute", PYTHONUNBUFFERED="1",
             # The staff's phones are a receiver on this machine (relay/cli/replay/receiver.py).
             RELAY_WEBHOOK_ALLOW_PRIVATE=outbound.LOOPBACK,
         )
+        # The one setting of the caller's kept: a replay of held-out writers classifies with a model that
+        # never read them (`make replay-heldout`).
+        if os.environ.get(learned.MODEL_ENV):
+            env[learned.MODEL_ENV] = str(learned.model_path().resolve())
         return env
 
     def _spawn(self, name: str, args: list[str]) -> None:
