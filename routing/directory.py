@@ -221,10 +221,15 @@ class Closure(_Model):
     reason: str
 
 
+_SCHOOL_PHONE = re.compile(r"^\+?[\d -]+$")
+
+
 class School(_Model):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str
     timezone: str = "Asia/Shanghai"
+    # The number parents call in an emergency (DESIGN.md), shown to them as a tel: link.
+    phone: str | None = Field(default=None, max_length=32)
     staff: tuple[Staff, ...] = ()
     classes: tuple[SchoolClass, ...] = ()
     students: tuple[Student, ...] = ()
@@ -248,6 +253,13 @@ class School(_Model):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("phone")
+    @classmethod
+    def _school_phone_shape(cls, value: str | None) -> str | None:
+        if value is not None and not (_SCHOOL_PHONE.match(value) and any(c.isdigit() for c in value)):
+            raise ValueError("phone must be digits, spaces or hyphens, optionally starting with +")
         return value
 
     @field_validator("hours")

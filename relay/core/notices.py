@@ -19,10 +19,10 @@ from relay.base.runtime import Runtime
 from relay.base.store import RequestRecord
 from relay.core import deliveries
 from relay.core.deliveries import GUARDIAN, Delivery, Extras
-from relay.core.masking import redact
 from relay.core.deliveries import (
     event_id as event_id,  # its home was here: callers and tests import it from here
 )
+from relay.core.masking import redact
 from relay.core.notice_events import EVENTS, Event, Wording
 from routing.directory import School
 from routing.labels import CATEGORY_WORDS, URGENCY_WORDS, Category, Urgency

@@ -26,7 +26,6 @@ from relay.base.runtime import Runtime, get_runtime
 from relay.base.store import RequestRecord, add_timeline, load, now_in, transition
 from relay.core import retriage
 from relay.core.masking import redact as redact  # its home was here
-from routing.directory import School
 from routing.labels import Category, Urgency
 
 SOURCE = "llm"

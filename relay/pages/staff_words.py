@@ -27,6 +27,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "t_resolve_in": ("{span}内需办结", "{span} to resolve"),
     "t_late": ("已超时{span}", "overdue by {span}"),
     "u_d": ("天", "d"),
+    "report": ("每周报告", "Weekly report"),
     # The queue's emergencies: the tab title, a sound and a browser notification.
     "waiting_title": ("紧急待确认", "emergencies waiting"),
     "row_ack": ("确认接收", "Acknowledge"),

@@ -32,7 +32,7 @@ STAGED_SECONDS = 3600  # a checked import waits this long for someone to apply i
 LOG_LENGTH = 1000
 ADMIN_ROLES = (Role.admin, Role.principal)
 # What the settings editor may change; the roster changes through the import, leave through its page.
-SETTINGS = ("name", "timezone", "hours", "terms", "closures", "sla", "outbreak_window", "outbreak_threshold",
+SETTINGS = ("name", "timezone", "phone", "hours", "terms", "closures", "sla", "outbreak_window", "outbreak_threshold",
             "calendar")
 
 
