@@ -75,9 +75,9 @@ def note_words(school: School, note: str | None, words: dict[str, str]) -> str:
     """A version's note in words: "leave:t-li" → "请假：李老师", "class:g1c1" → "更换教务老师：一年级1班"."""
     if not note:
         return ""
-    kind, _, subject = note.partition(":")
-    if kind == "file":
+    if note.startswith("file "):  # "file school.yaml": published from RELAY_CONFIG at start-up
         return words["note_file"]
+    kind, _, subject = note.partition(":")
     if kind in ("leave", "leave-cancelled"):
         return f"{words['note_' + kind.replace('-', '_')]}：{staff_name(school, subject)}"
     if kind == "class":
