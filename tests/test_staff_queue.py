@@ -15,16 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
+import test_pages_browser as pages
 from support.spine import wait_until
-from test_pages_browser import (  # noqa: F401  (fixtures are found by name)
-    DESKTOP,
-    PHONE,
-    PageSchool,
-    browser,
-    new_page,
-    page_school,
-    sign_in,
-)
+from test_pages_browser import DESKTOP, PHONE, PageSchool, sign_in
+
+# The browser pages' fixtures, shared (pytest finds a fixture by its name in the module).
+browser, new_page, page_school = pages.browser, pages.new_page, pages.page_school
 
 FEVER = "孩子在学校发烧39度，头很痛"
 FALL = "孩子在操场摔倒了头流血"
