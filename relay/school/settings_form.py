@@ -176,7 +176,7 @@ def sla_rows(school: School) -> list[dict[str, Any]]:
     for urgency in Urgency:
         policy = school.sla.get(urgency) or UrgencyPolicy()
         steps = [{"after": duration_words(step.after), "notify": list(step.notify)} for step in policy.escalation]
-        steps += [{"after": "", "notify": []} for _ in range(max(1, STEPS_SHOWN - len(steps)))]
+        steps += [{"after": "", "notify": []}] * (len(steps) < STEPS_SHOWN)  # one blank row to add a step
         targets = dict(TARGETS)
         for step in policy.escalation:  # targets the form does not offer are kept, and shown by their name
             for target in step.notify:
