@@ -125,7 +125,8 @@ def _request_page(request: Request, runtime: Runtime, session: StaffSession, rec
         colleagues=[(s.id, staff_name(school, s.id)) for s in colleagues],
         canned=[(r.id, r.text(lang)) for r in canned.for_school(runtime.redis, school.id, record.category)],
         merge_into=followups.candidates(runtime, school, record) if record.is_open else [],
-        error=error, done=done_words(done, record, session, t) if done else "", script_words=script_words(lang), may_act=can_act(session.member, school, record),
+        error=error, done=done_words(done, record, session, t) if done else "", script_words=script_words(lang),
+        may_act=can_act(session.member, school, record),
     )
 
 
