@@ -83,6 +83,9 @@ class Message:
     sms_params: tuple[str, ...] = ()
     # A parent's status message: the request's state in a word (已受理, 已分配, 已回复), from relay's event table.
     status: str | None = None
+    # A few words of the parent's message, names and numbers masked: only for a channel that reaches one
+    # person privately (a WeCom application message), never for SMS or a group robot.
+    excerpt: str = ""
 
 
 class Channel(Protocol):

@@ -103,15 +103,22 @@ def _when(sent_at: str) -> str:
 
 
 def textcard(message: Message, url: str) -> dict[str, str]:
+    """The card: the title once (WeCom shows it above the description), then the parent's words and what to do.
+
+    The link is the card itself (its button), never printed in the description."""
     # Markup is ours: escape the text so a "<" in it cannot break the card.
     style = "highlight" if message.urgency == "P0" else "normal"
     when = _when(message.sent_at)
     header = f'<div class="gray">{when}</div>' if when else ""
-    room = DESCRIPTION_BYTES - len(f'{header}<div class="{style}"></div>'.encode())
+    said = f'<div class="normal">{html.escape(message.excerpt, quote=False)}</div>' if message.excerpt else ""
+    room = DESCRIPTION_BYTES - len(f'{header}{said}<div class="{style}"></div>'.encode())
+    if room < 60 and said:  # the excerpt never crowds out what to do
+        said = ""
+        room = DESCRIPTION_BYTES - len(f'{header}<div class="{style}"></div>'.encode())
     body = re.sub(r"&\w*…$", "…", _clip(html.escape(message.body, quote=False), room))  # no half entity
     return {
         "title": _clip(message.title, TITLE_BYTES),
-        "description": f'{header}<div class="{style}">{body}</div>',
+        "description": f'{header}{said}<div class="{style}">{body}</div>',
         "url": url,
         "btntxt": BUTTON_TEXT,
     }

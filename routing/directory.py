@@ -258,8 +258,8 @@ class School(_Model):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     name: str
     timezone: str = "Asia/Shanghai"
-    # The number parents call in an emergency (DESIGN.md): shown to them as a tap-to-call link.
-    phone: str | None = None
+    # The number parents call in an emergency (DESIGN.md), shown to them as a tel: link.
+    phone: str | None = Field(default=None, max_length=32)
     staff: tuple[Staff, ...] = ()
     classes: tuple[SchoolClass, ...] = ()
     students: tuple[Student, ...] = ()

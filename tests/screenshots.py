@@ -110,6 +110,18 @@ def main() -> int:
                 context.close()
 
                 context = browser.new_context(viewport=viewport, locale="zh-CN")
+                page = context.new_page()  # the principal lands on the report, then the school's settings
+                page.goto(f"{url}/staff/login?token={caller_token('staff', 'principal', school_id)}")
+                page.click("button[type=submit]")
+                page.wait_for_url("**/staff/report")
+                shoot(page, f"staff-report-{size}")
+                page.goto(f"{url}/admin/settings")
+                shoot(page, f"admin-settings-{size}")
+                page.goto(f"{url}/admin/leave")
+                shoot(page, f"admin-leave-{size}")
+                context.close()
+
+                context = browser.new_context(viewport=viewport, locale="zh-CN")
                 page = context.new_page()
                 page.goto(f"{url}/staff/login?token={caller_token('staff', 'nurse', school_id)}")
                 page.click("button[type=submit]")  # the token link shows a button; pressing it signs in

@@ -202,7 +202,11 @@ def test_an_unacknowledged_p0_card_falls_back_to_sms_and_an_acknowledged_one_doe
     # The one-click acknowledgement link, short: RELAY_PUBLIC_URL/a/ and a 12-character code.
     assert re.fullmatch(re.escape(f"{public_url}/a/") + "[A-Za-z0-9]{12}", card["textcard"]["url"])
     assert "张同学" in card["textcard"]["title"] + card["textcard"]["description"]
-    assert "张小明" not in json.dumps(card, ensure_ascii=False) and FEVER not in json.dumps(card, ensure_ascii=False)
+    # The card shows the parent's words (so the nurse knows what to bring), never the child's full name,
+    # never the title twice and never the raw link (the link is the card's button).
+    description = card["textcard"]["description"]
+    assert "张小明" not in json.dumps(card, ensure_ascii=False) and f"家长：{FEVER}" in description
+    assert card["textcard"]["title"] not in description and "http" not in description
 
     # The second P0 is acknowledged right after its card: no SMS may follow it.
     second = school.submit("孩子在学校摔倒了，头流血", student_id="s3", guardian_id="g2")

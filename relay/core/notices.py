@@ -22,6 +22,7 @@ from relay.core.deliveries import GUARDIAN, Delivery, Extras
 from relay.core.deliveries import (
     event_id as event_id,  # its home was here: callers and tests import it from here
 )
+from relay.core.masking import redact
 from relay.core.notice_events import EVENTS, Event, Wording
 from routing.directory import School
 from routing.labels import CATEGORY_WORDS, URGENCY_WORDS, Category, Urgency
@@ -102,6 +103,43 @@ def masked_name(name: str) -> str:
     return (name[:1] + "同学") if name else "学生"
 
 
+EXCERPT_CHARS = 40  # a WeCom card's description holds 512 bytes: the parent's first words, not the letter
+
+# What the person is asked to do, by event; an alert that an acknowledgement stops asks for the tap.
+_TO_DO: dict[Event, str] = {
+    Event.fyi: "仅供知悉，无需操作。",
+    Event.ack_confirmed: "请尽快处理，并回复家长。",
+    Event.reminder: "请更新处理进展，或办结并回复家长。",
+    Event.parent_update: "家长又发来消息，请打开查看。",
+    Event.follow_up: "家长在该请求中补充了消息，请打开查看并回复。",
+    Event.reassigned: "已转交给您，请打开查看并处理。",
+    Event.digest: "请打开待处理队列逐条处理。",
+    Event.outbreak: "请关注该班学生情况，必要时通知家长。",
+}
+_ACT_NOW: dict[Category, str] = {
+    Category.medical: "请立即前往查看学生，并点击确认接收。",
+    Category.safety: "请立即到场处置，并点击确认接收。",
+}
+
+
+def what_to_do(record: RequestRecord, event: Event) -> str:
+    """One sentence: what the recipient should do now, in the school's words."""
+    if event in _TO_DO:
+        return _TO_DO[event]
+    if record.urgency == Urgency.P0:
+        return _ACT_NOW.get(Category(record.category), "请立即处理，并点击确认接收。")
+    if record.urgency == Urgency.P1:
+        return "请今天内处理，并点击确认接收。"
+    return "请在截止时间前处理，点击查看。"
+
+
+def excerpt(school: School, record: RequestRecord, limit: int = EXCERPT_CHARS) -> str:
+    """The parent's first words with the names the directory knows and anything like a phone number masked
+    ("家长：孩子发烧39度，头很痛…"): a WeCom card shows it so the nurse knows what to bring."""
+    text = " ".join(redact(record.text, school, record).split())
+    return "家长：" + (text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
+
+
 def request_document(record: RequestRecord, public_url: str) -> dict[str, Any]:
     """The request as machine receivers (webhook) get it."""
     return {
@@ -178,7 +216,9 @@ def build_message(
     title = kind.words(Wording(delivery, summary=f"{class_name} {student_word} {category_word}（{urgency_word}）",
                                class_name=class_name, escalation_step=record.escalation_step,
                                classes=_classes(school, delivery.by_class)))
-    body = f"{title} 请点击确认 {link}" if kind.stopped_by_ack else f"{title} {link}"
+    # The title is shown once by every channel; the body says what to do, and the link is the card's button
+    # (a channel that can only print text puts the link last).
+    body = what_to_do(record, delivery.event)
     return Message(
         event=delivery.event.value,
         event_id=delivery.event_id,
@@ -193,4 +233,5 @@ def build_message(
                      **({"digest_request_ids": delivery.request_ids} if delivery.request_ids is not None else {})),
         # The SMS template holds the fixed RELAY_PUBLIC_URL/a/ part: its last variable carries the code.
         sms_params=tuple(sms_variable(v) for v in (class_name, student_word, category_word, code)),
+        excerpt="" if delivery.event in (Event.digest, Event.outbreak) else excerpt(school, record),
     )

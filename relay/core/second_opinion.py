@@ -25,12 +25,11 @@ from relay.base.log import log
 from relay.base.runtime import Runtime, get_runtime
 from relay.base.store import RequestRecord, add_timeline, load, now_in, transition
 from relay.core import retriage
-from routing.directory import School
+from relay.core.masking import redact as redact  # its home was here
 from routing.labels import Category, Urgency
 
 SOURCE = "llm"
 
-_PHONE = re.compile(r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}|\b\d{3,4}-\d{7,8}\b|\b\d{7,}\b")
 _INSTRUCTIONS = (
     "你是学校值班老师的助手。判断家长消息的紧急程度，只回答一个 JSON 对象："
     '{"urgency": "P0|P1|P2|P3", "reason": "一句中文理由"}。'
@@ -57,21 +56,6 @@ class NoOpinion(Exception):
 
 def enabled(runtime: Runtime) -> bool:
     return bool(runtime.settings.triage_llm_url)
-
-
-def redact(text: str, school: School, record: RequestRecord) -> str:
-    """The message without the names the directory knows for this request, nor anything like a phone number."""
-    names = set()
-    student = school.student(record.student_id)
-    if student is not None:
-        names.add(student.name)
-        names.update(g.name for g in student.guardians)
-    names.update(member.name for member in school.staff)
-    for name in sorted((n for n in names if n), key=len, reverse=True):
-        text = text.replace(name, "某人")
-        if len(name) >= 2:
-            text = text.replace(name[1:], "某")  # 张小明 → also 小明, as parents write it
-    return _PHONE.sub("[号码]", text)
 
 
 def _verdict(answer: httpx.Response) -> Verdict:

@@ -25,9 +25,9 @@ from relay.base.directory import ConfigError, versions
 from relay.base.runtime import Runtime
 from relay.pages.admin_words import admin_words
 from relay.pages.sessions import SignedIn, StaffSession, checked_form
-from relay.pages.views import staff_name
+from relay.pages.views import class_name, staff_name
 from relay.pages.web import lang_of, render, templates
-from relay.school import admin, roster_files
+from relay.school import admin, roster_files, settings_form
 from routing.directory import Role, School
 
 router = APIRouter(include_in_schema=False)
@@ -62,10 +62,37 @@ def _open_requests(runtime: Runtime, school: School) -> list[store.RequestRecord
     return store.open_queue(runtime.redis, school.id, limit=100_000)
 
 
+def who_words(school: School, by: str | None, words: dict[str, str]) -> str:
+    """Who published a version: a person's name, or "the configuration file" (never RELAY_CONFIG, never an id)."""
+    if not by:
+        return ""
+    if by == "RELAY_CONFIG":
+        return words["from_file"]
+    return staff_name(school, by)
+
+
+def note_words(school: School, note: str | None, words: dict[str, str]) -> str:
+    """A version's note in words: "leave:t-li" → "请假：李老师", "class:g1c1" → "更换教务老师：一年级1班"."""
+    if not note:
+        return ""
+    if note.startswith("file "):  # "file school.yaml": published from RELAY_CONFIG at start-up
+        return words["note_file"]
+    kind, _, subject = note.partition(":")
+    if kind in ("leave", "leave-cancelled"):
+        return f"{words['note_' + kind.replace('-', '_')]}：{staff_name(school, subject)}"
+    if kind == "class":
+        return f"{words['note_class']}：{class_name(school, subject)}"
+    if kind == "restore":
+        return f"{words['note_restored']} v{subject}"
+    return words.get(f"note_{kind}", note)
+
+
 def _overview(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
     version, school = admin.current(runtime, session.school.id)
     return {"version": version, "school": school, "versions": versions(runtime.redis, school.id),
-            "changes": admin.admin_log(runtime, school.id, 20)}
+            "changes": admin.admin_log(runtime, school.id, 20),
+            "names": {s.id: staff_name(school, s.id) for s in school.staff},
+            "class_names": {c.id: c.name for c in school.classes}}
 
 
 def _roster(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
@@ -78,8 +105,18 @@ def _leave(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
     today = admin.today_in(school)
     open_by_owner = Counter(r.owner for r in _open_requests(runtime, school))
     periods = [(member, period) for member in school.staff for period in member.leave if period.end >= today]
+    first = (school.with_role(Role.academic_affairs) or school.staff)[:1]  # the form opens on a teacher
     return {"version": version, "school": school, "today": today, "periods": periods, "open_by_owner": open_by_owner,
-            "names": {s.id: staff_name(school, s.id) for s in school.staff}}
+            "names": {s.id: staff_name(school, s.id) for s in school.staff},
+            "default_backup": {s.id: default_backup(school, s.id) for s in school.staff},
+            "chosen": first[0].id if first else ""}
+
+
+def default_backup(school: School, staff_id: str) -> str:
+    """The stand-in the leave form offers: the person's configured backup, never the person themself."""
+    member = school.staff_member(staff_id)
+    backup = member.backup if member else None
+    return backup if backup and backup != staff_id and school.staff_member(backup) else ""
 
 
 def _classes(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
@@ -92,7 +129,9 @@ def _classes(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
 
 def _settings(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
     version, school = admin.current(runtime, session.school.id)
-    return {"version": version, "school": school, "settings_text": admin.settings_yaml(school)}
+    return {"version": version, "school": school, "settings_text": admin.settings_yaml(school),
+            "hours_rows": settings_form.hours_rows(school), "sla_rows": settings_form.sla_rows(school),
+            "today": admin.today_in(school)}
 
 
 def _calendar(runtime: Runtime, session: StaffSession) -> dict[str, Any]:
@@ -117,6 +156,8 @@ def _show(request: Request, runtime: Runtime, session: StaffSession, section: st
     words = admin_words(lang_of(request))
     shown = context(runtime, session) | extra
     return render(request, template, http_status, session=session, a=words, nav="admin", section=section,
+                  who=lambda by: who_words(shown["school"], by, words),
+                  note=lambda text: note_words(shown["school"], text, words),
                   done=request.query_params.get("done", "") if http_status == 200 else "",
                   calendar_missing=admin.missing_calendar_years(shown["school"]), **shown)
 
@@ -310,6 +351,37 @@ async def change_settings(request: Request, session: AdminSession, runtime: Runt
     except (ConfigError, admin.AdminError) as exc:
         return _refused(request, runtime, session, "settings", exc, settings_text=text)
     return _back("settings", "settings", version=done.version)
+
+
+# The forms: hours, closures, the school's phone, SLA (each read whole, then the same validated path) ---
+
+SettingsForm = Callable[[School, settings_form.Form], dict[str, Any]]
+SETTINGS_FORMS: dict[str, SettingsForm] = {
+    "hours": lambda school, form: {"hours": settings_form.read_hours(form)},
+    "closures": lambda school, form: {"closures": settings_form.add_closure(school, form)},
+    "closure-removed": lambda school, form: {"closures": settings_form.remove_closure(school, form)},
+    "phone": lambda school, form: {"phone": settings_form.read_phone(form)},
+    "sla": lambda school, form: {"sla": settings_form.read_sla(school, form)},
+}
+
+
+@router.post("/admin/settings/{part}")
+async def change_settings_form(part: str, request: Request, session: AdminSession, runtime: RuntimeDep) -> Response:
+    form = await checked_form(request, session)
+    read = SETTINGS_FORMS.get(part)
+    if read is None:
+        return _show(request, runtime, session, "settings", 404, error="没有这个设置项 (no such form)")
+    fields = settings_form.Form([(k, v) for k, v in form.multi_items() if isinstance(v, str)])
+
+    def change() -> Any:
+        _, school = admin.current(runtime, session.school.id)
+        return admin.update_settings(runtime, session.school.id, read(school, fields), session.id)
+
+    try:
+        done = await run_in_threadpool(change)
+    except (ConfigError, admin.AdminError) as exc:
+        return _refused(request, runtime, session, "settings", exc, form_part=part)
+    return _back("settings", part, version=done.version)
 
 
 # Official holidays and make-up workdays ---------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.pages import emergency_words
+from relay.pages import emergency_words, staff_words
 from routing.labels import CATEGORY_WORDS, URGENCY_WORDS
 
 LANGS = ("zh", "en")
@@ -282,13 +282,15 @@ _KINDS = {
     "follow_up": ("家长追问", "Parent's follow-up"),
     "held": ("非工作时间，留待早间汇总", "Held for the morning digest"),
 }
-for _k, (_zh, _en) in _KINDS.items():
+for _k, (_zh, _en) in (_KINDS | staff_words.KINDS).items():
     _ZH[f"k_{_k}"] = _zh
     _EN[f"k_{_k}"] = _en
 
 _ZH.update(emergency_words.ZH)
 _EN.update(emergency_words.EN)
 
+_ZH.update(staff_words.ZH)
+_EN.update(staff_words.EN)
 _ALL = {"zh": _ZH, "en": {**_ZH, **_EN}}
 
 # The words parent.js and live.js need (sent to the page as JSON, read with textContent).
@@ -300,6 +302,8 @@ SCRIPT_KEYS = (
     "c_other", "due", "p_received", "p_acknowledged", "p_answered", "p_resolved", "p_sent", "need_text",
     "need_child", "u_h", "u_m", "u_s", "updated", "guardian", "ack_one_tap", "arrived", "handled", "k_note",
     "k_follow_up", "k_claimed", "token_hint", "received_at",
+    "t_ack_in", "t_resolve_in", "t_late", "u_d", "waiting_title", "row_ack", "alerts_ready", "alerts_sound_only",
+    "new_p0", "app",
 ) + emergency_words.SCRIPT_KEYS
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from relay.api.deps import RuntimeDep
 from relay.base import clock
 from relay.core.permissions import LEADERS
+from relay.pages.i18n import words
 from relay.pages.sessions import SignedIn, StaffSession
 from relay.pages.views import class_name, staff_name
 from relay.pages.web import lang_of, render
@@ -42,10 +43,10 @@ WORDS: dict[str, dict[str, str]] = {
         "ack_on_time": "按时接收", "resolve_on_time": "按时办结", "median_ack": "接收用时中位数",
         "median_reply": "首次回复用时中位数",
         "open": "未办结", "overdue": "已超时", "per_urgency": "按紧急程度", "urgency": "紧急程度",
-        "escalated": "已升级的请求", "overdue_list": "超时未办的请求", "received": "收到时间", "class": "班级",
+        "escalated": "已升级的请求", "overdue_list": "超时未办的请求（紧急的在前）", "received": "收到时间", "class": "班级",
         "status": "状态", "due": "截止", "step": "升级级数", "none": "无",
         "held": "非工作时间收到、次日早上汇总发送的消息", "sum": "合计",
-        "dead": "投递失败（死信）", "dead_none": "本周没有投递失败的通知。", "event": "通知", "to": "接收人",
+        "dead": "最终没有送达的通知", "dead_none": "本周所有通知都已送达。", "event": "通知", "to": "接收人",
         "no_data": "—", "chart_ack": "按时接收率", "as_of": "统计截至", "more": "仅显示前 50 条，完整列表见 CSV。",
         "s_received": "待接收", "s_acknowledged": "已接收", "s_answered": "已回复", "s_resolved": "已办结",
         "yes": "是", "no": "否",
@@ -63,10 +64,10 @@ WORDS: dict[str, dict[str, str]] = {
         "median_ack": "Median time to acknowledge", "median_reply": "Median time to first reply", "open": "Open",
         "overdue": "Overdue",
         "per_urgency": "Per urgency", "urgency": "Urgency", "escalated": "Escalated requests",
-        "overdue_list": "Overdue requests", "received": "Received", "class": "Class", "status": "Status",
+        "overdue_list": "Overdue requests (emergencies first)", "received": "Received", "class": "Class", "status": "Status",
         "due": "Due", "step": "Escalation step", "none": "None",
         "held": "Received out of hours and held for the morning digest", "sum": "Total",
-        "dead": "Dead letters", "dead_none": "No notification failed for good this week.", "event": "Notification",
+        "dead": "Notifications that never arrived", "dead_none": "Every notification arrived this week.", "event": "Notification",
         "to": "To", "no_data": "—", "chart_ack": "Acknowledged on time", "as_of": "As of",
         "more": "Only the first 50 are shown; the CSV has them all.",
         "s_received": "Waiting", "s_acknowledged": "Acknowledged", "s_answered": "Answered",
@@ -178,6 +179,7 @@ def _build(runtime: Any, session: StaffSession, week: str) -> report.WeekReport:
 async def report_page(request: Request, session: SignedIn, runtime: RuntimeDep, week: Week = "") -> HTMLResponse:
     lang = lang_of(request)
     r = WORDS[lang]
+    t = words(lang)
     if not is_leader(session):
         return render(request, "staff_report.html", 403, session=session, r=r, forbidden=True)
     built = _build(runtime, session, week)
@@ -192,13 +194,20 @@ async def report_page(request: Request, session: SignedIn, runtime: RuntimeDep, 
         teachers=teachers, urgency_rows=[built.by_urgency[u] for u in report.URGENCIES],
         days=day_bars(built, school, lang), rates=rate_bars(teachers), colours=COLOURS,
         duration=lambda s: duration_words(s, lang), percent=percent,
-        overdue=[_row(school, line, lang) for line in built.overdue[: report.LIST_LIMIT]],
+        overdue=[_row(school, line, lang) for line in overdue_first(built.overdue)[: report.LIST_LIMIT]],
         escalated=[_row(school, line, lang) for line in built.escalated[: report.LIST_LIMIT]],
-        dead=[{"event": d.get("event", ""), "to": staff_name(school, d.get("staff_id")), "urgency": d.get("urgency", "")}
+        dead=[{"event": t.get("e_" + str(d.get("event", "")), str(d.get("event", ""))),
+               "to": staff_name(school, d.get("staff_id")) or t["by_guardian"],
+               "urgency": urgency_words(str(d.get("urgency", "")), lang) if d.get("urgency") else ""}
               for d in built.dead_letters[: report.LIST_LIMIT]],
         held_days=sorted(built.held_by_day.items()),
         out_of_hours=built.out_of_hours, out_of_hours_kinds=report.OUT_OF_HOURS_KINDS,
     )
+
+
+def overdue_first(lines: list[report.Line]) -> list[report.Line]:
+    """Overdue requests, the most urgent first, then the longest overdue: a principal reads the top."""
+    return sorted(lines, key=lambda line: (line.record.urgency, line.record.next_due() or ""))
 
 
 def _row(school: Any, line: report.Line, lang: str) -> dict[str, Any]:
@@ -209,6 +218,12 @@ def _row(school: Any, line: report.Line, lang: str) -> dict[str, Any]:
         "urgency": record.urgency, "owner": staff_name(school, record.owner), "status": record.status.value,
         "due": record.next_due(), "step": record.escalation_step,
     }
+
+
+VERDICT_WORDS = {"on_time": "按时", "late": "超时", "pending": "未到期"}
+
+def _verdict(value: str | None, zh: bool) -> str:
+    return (VERDICT_WORDS.get(value, value) if zh and value else value) or ""
 
 
 CSV_COLUMNS = {
@@ -247,10 +262,15 @@ async def report_csv(request: Request, session: SignedIn, runtime: RuntimeDep, w
     writer.writerow(CSV_COLUMNS[lang])
     for line in built.lines:
         record = line.record
+        zh = lang == "zh"  # a Chinese spreadsheet gets words and names; the English one keeps codes for tools
         writer.writerow([
-            record.id, record.created_at, class_name(school, record.class_id), record.category, record.urgency,
-            record.owner, record.status.value, record.ack_due_at or "", record.acknowledged_at or "",
-            line.ack_verdict or "", record.resolve_due_at or "", record.resolved_at or "", line.resolve_verdict or "",
+            record.id, record.created_at, class_name(school, record.class_id),
+            category_words(record.category, lang) if zh else record.category,
+            urgency_words(record.urgency, lang) if zh else record.urgency,
+            staff_name(school, record.owner) if zh else record.owner,
+            WORDS[lang]["s_" + record.status.value] if zh else record.status.value, record.ack_due_at or "", record.acknowledged_at or "",
+            _verdict(line.ack_verdict, zh), record.resolve_due_at or "", record.resolved_at or "",
+            _verdict(line.resolve_verdict, zh),
             record.escalation_step, int(line.held_for_morning),
         ])
     name = f"relay-report-{school.id}-{built.start.isoformat()}.csv"

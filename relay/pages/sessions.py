@@ -127,7 +127,10 @@ def landing(member: Staff, wanted: str | None) -> str:
     """Where a person goes after signing in: where they were going, or their console."""
     if safe_next(wanted):
         return str(wanted)
-    return "/nurse" if any(role in member.roles for role in NURSE_ROLES) else "/staff"
+    if any(role in member.roles for role in NURSE_ROLES):
+        return "/nurse"
+    # The principal's first question is "what is late?": the report opens with the overdue emergencies.
+    return "/staff/report" if Role.principal in member.roles else "/staff"
 
 
 def safe_next(path: str | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -11,6 +12,7 @@ from starlette.datastructures import FormData
 
 from relay.api.bodies import clean_text
 from relay.api.deps import RuntimeDep
+from relay.base import clock as relay_clock
 from relay.base import store
 from relay.base.runtime import Runtime
 from relay.base.store import Conflict, RequestRecord, Status
@@ -18,7 +20,7 @@ from relay.core import actions, audit, canned, followups
 from relay.core.permissions import can_act
 from relay.pages.i18n import script_words, words
 from relay.pages.sessions import SignedIn, StaffSession, checked_form
-from relay.pages.views import is_overdue, queue_item, staff_name, timeline_lines
+from relay.pages.views import is_overdue, queue_item, staff_name, timeline_lines, waits_for_ack
 from relay.pages.web import lang_of, render
 from routing.directory import Role
 from routing.labels import Urgency
@@ -53,27 +55,57 @@ def filtered(records: list[RequestRecord], session: StaffSession, scope: str, ur
 
 
 def _queue_items(request: Request, runtime: Runtime, session: StaffSession, scope: str, urgency: str,
-                 status: str) -> list[dict[str, Any]]:
+                 status: str) -> tuple[list[dict[str, Any]], int]:
+    """The rows the filters keep, and how many emergencies of the whole school nobody has acknowledged
+    (the tab title counts those whatever the filters: an emergency is everyone's business)."""
     t = words(lang_of(request))
-    records = filtered(store.open_queue(runtime.redis, session.school.id), session, scope, urgency, status)
-    return [queue_item(session.school, r, t) for r in records]
+    records = store.open_queue(runtime.redis, session.school.id)
+    waiting = sum(1 for r in records if waits_for_ack(r))
+    return [queue_item(session.school, r, t) for r in filtered(records, session, scope, urgency, status)], waiting
+
+
+def _acked_words(runtime: Runtime, session: StaffSession, request_id: str, t: dict[str, str]) -> str:
+    """The queue's answer to an acknowledgement from a row: which request, and whose it is now."""
+    record = _load(runtime, session, request_id) if request_id else None
+    if record is None or not record.acknowledged_by:
+        return ""
+    row = queue_item(session.school, record, t)
+    what = f"{row['class_name']} {row['student_name']} {row['category_words']}"
+    if record.acknowledged_by != session.id:  # someone was quicker: say who has it, not that it was ours
+        return t["acked_by_other"].format(who=staff_name(session.school, record.acknowledged_by), what=what)
+    who = t["you_own_it"] if record.owner == session.id else \
+        t["owner_stays"].format(owner=staff_name(session.school, record.owner))
+    return t["done_row_ack"].format(what=what, who=who)
 
 
 @router.get("/staff")
 async def queue_page(request: Request, session: SignedIn, runtime: RuntimeDep, scope: Scope = "school",
-                     urgency: Choice = "", status: Choice = "") -> HTMLResponse:
+                     urgency: Choice = "", status: Choice = "", acked: Annotated[str, Query(max_length=48)] = ""
+                     ) -> HTMLResponse:
     scope = scope if scope in SCOPES else "school"
-    items = _queue_items(request, runtime, session, scope, urgency, status)
+    items, waiting = _queue_items(request, runtime, session, scope, urgency, status)
     return render(request, "staff_queue.html", session=session, items=items, scope=scope, urgency=urgency,
-                  status=status, scopes=SCOPES, urgencies=URGENCIES, statuses=STATUSES,
+                  status=status, scopes=SCOPES, urgencies=URGENCIES, statuses=STATUSES, waiting=waiting,
+                  done=_acked_words(runtime, session, acked, words(lang_of(request))),
+                  back=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
                   script_words=script_words(lang_of(request)), feed="/staff/queue.json")
 
 
 @router.get("/staff/queue.json")
 async def queue_json(request: Request, session: SignedIn, runtime: RuntimeDep, scope: Scope = "school",
                      urgency: Choice = "", status: Choice = "") -> JSONResponse:
-    items = _queue_items(request, runtime, session, scope, urgency, status)
-    return JSONResponse({"items": items}, headers={"Cache-Control": "no-store"})
+    items, waiting = _queue_items(request, runtime, session, scope, urgency, status)
+    return JSONResponse({"items": items, "emergencies_waiting": waiting}, headers={"Cache-Control": "no-store"})
+
+
+def done_words(action: str, record: RequestRecord, session: StaffSession, t: dict[str, str]) -> str:
+    """What the action just did, in a sentence ("已转交给李老师。"), for the page it comes back to."""
+    owner = staff_name(session.school, record.owner)
+    if action == "ack":
+        return t["done_ack_mine"] if record.owner == session.id else t["done_ack_other"].format(owner=owner)
+    if action in ("claim", "reply", "note", "resolve", "merge", "reassign"):
+        return t["done_" + action].format(owner=owner)
+    return ""
 
 
 def _request_page(request: Request, runtime: Runtime, session: StaffSession, record: RequestRecord,
@@ -93,7 +125,8 @@ def _request_page(request: Request, runtime: Runtime, session: StaffSession, rec
         colleagues=[(s.id, staff_name(school, s.id)) for s in colleagues],
         canned=[(r.id, r.text(lang)) for r in canned.for_school(runtime.redis, school.id, record.category)],
         merge_into=followups.candidates(runtime, school, record) if record.is_open else [],
-        error=error, done=done, script_words=script_words(lang), may_act=can_act(session.member, school, record),
+        error=error, done=done_words(done, record, session, t) if done else "", script_words=script_words(lang),
+        may_act=can_act(session.member, school, record),
     )
 
 
@@ -154,6 +187,11 @@ async def act(request_id: str, action: str, request: Request, session: SignedIn,
         return _request_page(request, runtime, session, current, 409, error=exc.message)
     if changed is None:  # the request went away meanwhile (purged): nothing was done, say so
         return render(request, "message.html", 404, title_key="not_found", message_key="not_found", link="/staff")
+    back = urlsplit(str(form.get("back") or ""))
+    if action == "ack" and back.path == "/staff" and not back.netloc and not back.scheme:
+        # Acknowledged from the queue's row: back to the same queue (same filters), which says what was acknowledged.
+        query = [(k, v) for k, v in parse_qsl(back.query) if k in ("scope", "urgency", "status", "lang")]
+        return RedirectResponse("/staff?" + urlencode([*query, ("acked", changed.id)]), status_code=303)
     # A merge leaves this request resolved: the one worth looking at next is the older request.
     target = changed.id if action == "merge" else request_id
     return RedirectResponse(f"/staff/requests/{target}?done={action}", status_code=303)
@@ -172,7 +210,7 @@ async def workload_page(request: Request, session: SignedIn, runtime: RuntimeDep
             "open": len(theirs),
             "overdue": sum(1 for r in theirs if is_overdue(r)),
             "p0": sum(1 for r in theirs if r.urgency == Urgency.P0),
-            "away": member.absent,
+            "away": member.is_away(relay_clock.now_in(session.school.zone).date()),
         })
     rows.sort(key=lambda row: (-row["overdue"], -row["open"], row["name"]))
     return render(request, "staff_workload.html", session=session, rows=rows)

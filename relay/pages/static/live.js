@@ -14,12 +14,28 @@
     var s = Math.floor(ms / 1000), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
     return h > 0 ? h + W.u_h + two(m) + W.u_m : m + W.u_m + two(s % 60) + W.u_s;
   }
+  // Plain words: "1分36秒", "24秒", "2小时5分" (two units at most, none zero-padded; as relay/pages/views.py).
+  function plain(ms) {
+    var t = Math.max(0, Math.floor(ms / 1000));
+    var parts = [[Math.floor(t / 86400), W.u_d], [Math.floor((t % 86400) / 3600), W.u_h],
+      [Math.floor((t % 3600) / 60), W.u_m], [t % 60, W.u_s]];
+    while (parts.length > 1 && parts[0][0] === 0) { parts.shift(); }
+    return parts.slice(0, 2).filter(function (p, i, all) { return p[0] || all.length === 1; })
+      .map(function (p) { return p[0] + p[1]; }).join('');
+  }
   function tick() {
     var now = Date.now();
     document.querySelectorAll('.countdown[data-due]').forEach(function (el) {
       var due = Date.parse(el.getAttribute('data-due'));
       if (isNaN(due)) { return; }
       var holder = el.closest('.item, #request');
+      var need = el.getAttribute('data-need');
+      if (need) {  // the queue's rows: "1分36秒内需确认" / "已超时24秒"
+        el.textContent = due < now ? W.t_late.replace('{span}', plain(now - due))
+          : W['t_' + need + '_in'].replace('{span}', plain(due - now));
+        if (holder && due < now) { holder.classList.add('overdue'); }
+        return;
+      }
       if (due < now) {
         el.textContent = W.overdue + ' ' + span(now - due);
         if (holder) { holder.classList.add('overdue'); }
@@ -56,8 +72,21 @@
     var row2 = el('span', 'row2');
     row2.append(el('span', 'who', item.class_name + ' · ' + item.student_name),
       el('span', 'owner', W.owner + '：' + item.owner_words));
-    a.append(head(item), row2, el('span', 'snippet', item.text));
+    var top = head(item);
+    var cd = top.querySelector('.countdown');
+    cd.setAttribute('data-need', item.need);
+    cd.textContent = item.timer_words;
+    a.append(top, row2, el('span', 'snippet', item.text));
     li.append(a);
+    if (item.row_ack && csrf) {  // P0/P1 not yet acknowledged: one tap from the row, back to this queue
+      var form = action(item, 'ack', W.row_ack, 'act-row-ack');
+      form.action = '/staff/requests/' + encodeURIComponent(item.id) + '/ack';
+      form.className = 'row-ack';
+      var back = el('input');
+      back.type = 'hidden'; back.name = 'back'; back.value = list.getAttribute('data-back') || '/staff';
+      form.append(back);
+      li.append(form);
+    }
     return li;
   }
   function action(item, name, label, cls) {
@@ -112,12 +141,15 @@
     if (shown && ids !== shown && state) { state.textContent = W.updated; }
     shown = ids;
     tick();
+    // alerts.js (the queue's tab title, sound and notification) listens for this.
+    document.dispatchEvent(new CustomEvent('relay:queue', { detail: { items: items, body: lastBody } }));
   }
+  var lastBody = null;
   function refresh() {
     if (!list) { return; }
     fetch(list.getAttribute('data-feed'), { credentials: 'same-origin', headers: { Accept: 'application/json' } })
       .then(function (res) { return res.ok ? res.json() : null; })
-      .then(function (body) { if (body) { render(body.items); } })
+      .then(function (body) { if (body) { lastBody = body; render(body.items); } })
       .catch(function () {});
   }
 
