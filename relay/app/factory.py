@@ -11,7 +11,7 @@ from relay.api.deps import RuntimeDep
 from relay.api.shedding import InFlight, IntakeGate
 from relay.base import metrics
 from relay.base.log import configure
-from relay.base.runtime import Runtime, get_runtime
+from relay.base.runtime import Runtime, get_runtime, master_address
 from relay.pages import privacy
 
 
@@ -60,11 +60,16 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
+        """200 with the master this process writes to (`"master": "host:port"`, as Sentinel names it now);
+        503 while no master is known or it does not answer."""
+        master = None
         try:
+            master = master_address(runtime.redis)
             runtime.redis.ping()
         except Exception as exc:  # any failure to reach Redis means not ready
-            return JSONResponse({"status": "unavailable", "redis": type(exc).__name__}, status_code=503)
-        return JSONResponse({"status": "ok", "redis": "ok"})
+            return JSONResponse({"status": "unavailable", "redis": type(exc).__name__, "master": master},
+                                status_code=503)
+        return JSONResponse({"status": "ok", "redis": "ok", "master": master})
 
     @app.get("/metrics", tags=["operations"])
     def metrics_endpoint(request: Request) -> Response:  # sync: scrape-time gauges read Redis, off the event loop

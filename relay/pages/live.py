@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from relay.base import keys
-from relay.base.runtime import DEFAULT_REDIS_URL
+from relay.base.runtime import connect_async
 from relay.pages.sessions import SignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -31,8 +31,9 @@ def _connection(request: Request) -> aioredis.Redis:
     """One asyncio Redis client per app (its pool gives each listener a connection)."""
     state = request.app.state
     if getattr(state, "event_redis", None) is None:
-        url = state.runtime.settings.redis_url or DEFAULT_REDIS_URL
-        state.event_redis = aioredis.Redis.from_url(url, socket_connect_timeout=1.0)
+        settings = state.runtime.settings
+        # Through Sentinel too: after a failover the browser's reconnect subscribes on the new master.
+        state.event_redis = connect_async(settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master)
     client: aioredis.Redis = state.event_redis
     return client
 
