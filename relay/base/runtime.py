@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
+from redis.backoff import NoBackoff
 from redis.connection import parse_url
 from redis.sentinel import Sentinel, SentinelConnectionPool
 from rq import Queue
 
 from relay.base.directory import Directories
-from relay.base.sentinels import ASK_TIMEOUT_SECONDS, DEFAULT_MASTER, Address
+from relay.base.sentinels import ASK_TIMEOUT_SECONDS, DEFAULT_MASTER, Address, once
 from relay.base.sentinels import parse as sentinel_list
 from relay.base.sentinels import text as sentinel_text
 from relay.base.settings import Settings, get_settings
@@ -55,7 +57,8 @@ def connect_async(url: str | None, sentinels: str | Sequence[Address] | None = N
     addresses = sentinel_list(sentinels)
     if not addresses:
         return aioredis.Redis.from_url(url or DEFAULT_REDIS_URL, **options)
-    manager = AsyncSentinel(addresses, sentinel_kwargs=_sentinel_options(), **_credentials(url))
+    asking = _sentinel_options() | {"retry": AsyncRetry(NoBackoff(), 0)}
+    manager = AsyncSentinel(addresses, sentinel_kwargs=asking, **_credentials(url))
     return manager.master_for(master or DEFAULT_MASTER, **options)
 
 
@@ -87,7 +90,7 @@ def _credentials(url: str | None) -> dict[str, Any]:
 
 def _sentinel_options() -> dict[str, Any]:
     # Bounded whatever the client's own timeouts: a worker's blocking client must not hang on a dead sentinel.
-    return {"socket_connect_timeout": ASK_TIMEOUT_SECONDS, "socket_timeout": ASK_TIMEOUT_SECONDS}
+    return {"socket_connect_timeout": ASK_TIMEOUT_SECONDS, "socket_timeout": ASK_TIMEOUT_SECONDS, "retry": once()}
 
 
 class Runtime:

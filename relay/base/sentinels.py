@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 DEFAULT_MASTER = "relay"
 Address = tuple[str, int]
@@ -41,6 +43,12 @@ def parse(written: str | Sequence[Address] | None) -> list[Address]:
     return found
 
 
+def once() -> Retry:
+    """No retries: a sentinel that does not answer is skipped for the next one at once. (redis-py's default
+    retries ten times with backoff, which held /readyz for seconds per sentinel while all were down.)"""
+    return Retry(NoBackoff(), 0)
+
+
 def text(address: Address) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -58,7 +66,8 @@ class Answer:
 
 
 def ask(sentinel: Address, master: str, timeout: float = ASK_TIMEOUT_SECONDS) -> Answer:
-    client = redis.Redis(host=sentinel[0], port=sentinel[1], socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = redis.Redis(host=sentinel[0], port=sentinel[1], socket_connect_timeout=timeout, socket_timeout=timeout,
+                         retry=once())
     try:
         # RESP2 (what this client speaks): a dict of master name -> state.
         masters = cast(dict[str, dict[str, Any]], client.sentinel_masters())

@@ -119,11 +119,18 @@ class RedisGroup:
         return self
 
     def link_up(self, replica: Server) -> bool:
+        """The replica is synced and its master counts it (WAIT counts only replicas the master sees online:
+        after a diskless sync, from the replica's first acknowledgement, up to a second later)."""
         try:
             info = self._auth(replica.client()).info("replication")
-        except redis.RedisError:
+            if info.get("role") != "slave" or info.get("master_link_status") != "up":
+                return False
+            master = self.server_on(int(info["master_port"]))
+            seen = self._auth(master.client()).info("replication")
+        except (redis.RedisError, ValueError):
             return False
-        return info.get("role") == "slave" and info.get("master_link_status") == "up"
+        return any(isinstance(v, dict) and v.get("port") == replica.port and v.get("state") == "online"
+                   for k, v in seen.items() if k.startswith("slave"))
 
     def _auth(self, client: redis.Redis) -> redis.Redis:
         if self.password:
