@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint eval train bench-triage bench bench-timers bench-peak replay install clean
+.PHONY: dev test lint eval train bench-triage bench bench-timers bench-peak bench-failover replay install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-timers: $(STAMP)
 # 60 s burst at 300 req/s) on this machine; figures in docs/peak/summary.json and docs/peak/peak.png.
 bench-peak: $(STAMP)
 	$(BIN)/python tests/bench/peak_bench.py
+
+# Redis Sentinel failover under intake: kill -9 of the master, requests lost after a 201, the gap to the first 201
+# on the new master, WAIT's cost at intake (p50/p99). BENCH_FAILOVER_RUNS (3) failovers.
+bench-failover: $(STAMP)
+	$(BIN)/python tests/bench/failover_bench.py
 
 clean:
 	rm -rf $(VENV) .relay .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,7 @@ from support.spine import (
     free_port,
     relay_env,
     request_keys,
+    staff_page_session,
     stop,
     wait_until,
     write_school_yaml,
@@ -112,6 +113,20 @@ def test_readyz_names_the_master_and_is_503_while_no_sentinel_names_one(
             sentinel.start()
     wait_until(lambda: httpx.get(f"{stack.url}/readyz", timeout=5).status_code == 200, 15, "ready again")
 
+
+
+def test_the_staff_pages_live_events_come_from_the_master_the_sentinels_name(waiting: tuple[Stack, str]) -> None:
+    stack, school_id = waiting
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        signed_in = staff_page_session(client, caller_token("staff", "aa", school_id))
+        assert signed_in.status_code == 303, signed_in.text
+        with client.stream("GET", "/staff/events") as events:
+            lines = events.iter_lines()
+            assert next(line for line in lines if line.startswith("event:")) == "event: ready"
+            created = post(stack, school_id, uuid.uuid4().hex, "g1", "s2")
+            assert created.status_code == 201, created.text
+            assert next(line for line in lines if line.startswith("event:")) == "event: change"
+            assert created.json()["id"] in next(line for line in lines if line.startswith("data:"))
 
 # Bad settings ------------------------------------------------------------------------------------------
 

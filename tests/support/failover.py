@@ -75,29 +75,37 @@ def failover_school(school_id: str, receiver_url: str) -> dict[str, Any]:
 
 
 class Parents(threading.Thread):
-    """Parents submitting one after another, every third message an emergency, until stopped."""
+    """Parents submitting all along, `at_once` at a time, every third message an emergency, until stopped."""
 
-    def __init__(self, url: str, school_id: str, pause: float = 0.01) -> None:
+    def __init__(self, url: str, school_id: str, at_once: int = 4, pause: float = 0.1) -> None:
         super().__init__(name="parents", daemon=True)
         self.url = url
         self.school_id = school_id
+        self.at_once = at_once
         self.pause = pause  # pacing: a steady stream, not a load test
         self.sent: list[Sent] = []
         self.stopping = threading.Event()
         self.progress = threading.Condition()
-        self.client = httpx.Client(base_url=url, timeout=5)
+        self._numbers = iter(range(PARENTS))
 
     def run(self) -> None:
-        try:
-            for number in range(PARENTS):
-                if self.stopping.is_set():
-                    return
-                self.send(Sent(number, uuid.uuid4().hex, p0=number % 3 == 0, started=time.monotonic()))
-                self.stopping.wait(self.pause)
-        finally:
-            self.client.close()
+        writers = [threading.Thread(target=self._write, name=f"parent-{n}", daemon=True) for n in range(self.at_once)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
 
-    def send(self, one: Sent) -> None:
+    def _write(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=5) as client:
+            while not self.stopping.is_set():
+                with self.progress:
+                    number = next(self._numbers, None)
+                if number is None:
+                    return
+                self.send(client, Sent(number, uuid.uuid4().hex, p0=number % 3 == 0, started=time.monotonic()))
+                self.stopping.wait(self.pause)
+
+    def send(self, client: httpx.Client, one: Sent) -> None:
         headers = {"Authorization": f"Bearer {caller_token('parent', one.guardian, self.school_id)}",
                    "Idempotency-Key": one.key}
         body = {"student_id": one.student, "text": P0_TEXT if one.p0 else ROUTINE_TEXT}
@@ -106,7 +114,7 @@ class Parents(threading.Thread):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                answer = self.client.post("/v1/requests", json=body, headers=headers)
+                answer = client.post("/v1/requests", json=body, headers=headers)
                 status = answer.status_code
             except httpx.HTTPError:
                 status = 0
