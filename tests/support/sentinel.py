@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
 
 from relay.cli.embedded import server_binary
-from support.spine import free_port, wait_until
+from support.spine import free_port, stop, wait_until
 
 MASTER_NAME = "relay"
 DOWN_AFTER_MS = 1000
@@ -65,13 +64,8 @@ class Server:
         self.process.wait(timeout=5)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop(self.process)
 
 
 @dataclass
@@ -191,6 +185,3 @@ class RedisGroup:
         for server in self.sentinels + self.servers:
             server.stop()
 
-
-def wait_seconds(since: float) -> float:
-    return round(time.monotonic() - since, 3)
