@@ -146,6 +146,16 @@ def test_the_secret_template_names_every_credential_and_holds_none() -> None:
     assert set(data.values()) == {""}
 
 
+@pytest.mark.parametrize("name", ["relay-api", "relay-worker"])
+def test_each_deployment_takes_the_sentinel_settings_from_the_secret(name: str) -> None:
+    # Redis itself is managed or a chart's (README-ops.md): Relay needs only these names in the Secret.
+    sources = container(manifest("Deployment", name))["envFrom"]
+    assert {"secretRef": {"name": "relay-secrets"}} in sources
+    data = manifest("Secret", "relay-secrets")["stringData"]
+    assert {"RELAY_REDIS_SENTINELS", "RELAY_REDIS_SENTINEL_MASTER", "RELAY_INTAKE_MIN_REPLICAS",
+            "RELAY_INTAKE_REPLICA_TIMEOUT_MS"} <= set(data)
+
+
 # compose ------------------------------------------------------------------------------------------------
 
 
