@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-miniprogram lint eval train bench-triage bench bench-timers bench-peak bench-memory replay replay-heldout install clean
+.PHONY: dev test test-miniprogram lint eval train bench-triage bench bench-timers bench-peak bench-memory bench-failover replay replay-heldout install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ bench-peak: $(STAMP)
 # 1,500-student school), requests per GiB, and the retention that keeps such a school under 1 GiB a year.
 bench-memory: $(STAMP)
 	$(BIN)/python tests/bench/memory_bench.py
+
+# Redis Sentinel failover under intake: kill -9 of the master, requests lost after a 201, the gap to the first 201
+# on the new master, WAIT's cost at intake (p50/p99). BENCH_FAILOVER_RUNS (3) failovers.
+bench-failover: $(STAMP)
+	$(BIN)/python tests/bench/failover_bench.py
 
 clean:
 	rm -rf $(VENV) .relay .pytest_cache .mypy_cache .ruff_cache

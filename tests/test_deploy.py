@@ -146,6 +146,16 @@ def test_the_secret_template_names_every_credential_and_holds_none() -> None:
     assert set(data.values()) == {""}
 
 
+@pytest.mark.parametrize("name", ["relay-api", "relay-worker"])
+def test_each_deployment_takes_the_sentinel_settings_from_the_secret(name: str) -> None:
+    # Redis itself is managed or a chart's (README-ops.md): Relay needs only these names in the Secret.
+    sources = container(manifest("Deployment", name))["envFrom"]
+    assert {"secretRef": {"name": "relay-secrets"}} in sources
+    data = manifest("Secret", "relay-secrets")["stringData"]
+    assert {"RELAY_REDIS_SENTINELS", "RELAY_REDIS_SENTINEL_MASTER", "RELAY_INTAKE_MIN_REPLICAS",
+            "RELAY_INTAKE_REPLICA_TIMEOUT_MS"} <= set(data)
+
+
 # compose ------------------------------------------------------------------------------------------------
 
 
@@ -171,13 +181,45 @@ def test_compose_runs_two_apis_three_workers_and_redis_with_a_replica() -> None:
 
 def test_compose_redis_logs_every_write_and_wants_a_password() -> None:
     services = compose()["services"]
-    primary, replica = command_text(services["redis"]), command_text(services["redis-replica"])
+    node = (DEPLOY / "redis" / "node.sh").read_text()
 
-    for command in (primary, replica):
-        assert "--appendonly yes" in command and "--appendfsync everysec" in command
-        assert "requirepass" in command and "$$REDIS_PASSWORD" in command  # from the env file, at run time
-    assert "--replicaof redis 6379" in replica
-    assert "secrets.env" in services["redis"]["env_file"]
+    for name in ("redis", "redis-replica"):
+        assert services[name]["command"][:2] == ["sh", "/etc/relay-redis/node.sh"]
+        assert "./redis:/etc/relay-redis:ro" in services[name]["volumes"]
+        assert "secrets.env" in services[name]["env_file"]
+    assert "--appendonly yes --appendfsync everysec" in node
+    assert "requirepass" in node and "$REDIS_PASSWORD" in node  # from the env file, at run time
+    assert services["redis"]["command"][2:] == ["redis", ""]  # the first master
+    assert services["redis-replica"]["command"][2:] == ["redis-replica", "redis"]  # --replicaof redis 6379 at first
+    assert '--replicaof "$master" 6379' in node
+
+
+def test_compose_runs_three_sentinels_and_relay_finds_the_master_through_them() -> None:
+    services = compose()["services"]
+    sentinels = sorted(name for name in services if name.startswith("sentinel-"))
+    script = (DEPLOY / "redis" / "sentinel.sh").read_text()
+
+    assert sentinels == ["sentinel-1", "sentinel-2", "sentinel-3"]
+    for name in sentinels:
+        assert services[name]["command"] == ["sh", "/etc/relay-redis/sentinel.sh", name]
+        assert f"{name}-data:/data" in services[name]["volumes"]  # its rewritten config survives a restart
+        assert "ports" not in services[name]
+    assert "sentinel monitor relay redis 6379 2" in script  # quorum 2 of 3
+    assert "sentinel auth-pass relay $REDIS_PASSWORD" in script
+    for name in ("api", "worker"):
+        env = services[name]["environment"]
+        assert env["RELAY_REDIS_SENTINELS"] == ",".join(f"{s}:26379" for s in sentinels)
+        assert env["RELAY_REDIS_SENTINEL_MASTER"] == "relay"
+        assert int(env["RELAY_INTAKE_MIN_REPLICAS"]) == 1 and int(env["RELAY_INTAKE_REPLICA_TIMEOUT_MS"]) > 0
+    # A restarted node asks each sentinel who the master is now, and rejoins it.
+    node = (DEPLOY / "redis" / "node.sh").read_text()
+    assert f"for sentinel in {' '.join(sentinels)}; do" in node
+
+
+@pytest.mark.parametrize("script", ["node.sh", "sentinel.sh"])
+def test_the_redis_scripts_are_valid_shell(script: str) -> None:
+    done = subprocess.run(["sh", "-n", str(DEPLOY / "redis" / script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 def test_compose_mounts_the_school_configuration_and_reads_secrets_from_the_ignored_env_file() -> None:

@@ -213,7 +213,8 @@ def template_xlsx(_: Administrator) -> Response:
     return _download(roster_files.workbook(None), XLSX, "roster-template.xlsx")
 
 
-@router.get("/roster/template/{sheet}.csv")
+@router.get("/roster/template/{sheet}.csv", response_class=Response,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
 def template_csv(sheet: str, _: Administrator) -> Response:
     if sheet not in roster_files.SHEETS:
         raise ApiError(404, "not_found", "sheet is one of students, staff, classes")

@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
 from relay.base.log import log
+from relay.base.replicas import NotReplicated
 from relay.core.ratelimit import RateLimited
 
 
@@ -150,6 +151,14 @@ def install(app: FastAPI) -> None:
     async def _gone(_: Request, exc: ClientDisconnect) -> JSONResponse:
         # The client left before sending its body: nothing was stored, nobody is listening.
         return error_response(400, "client_disconnected", "the client disconnected")
+
+    @app.exception_handler(NotReplicated)
+    async def _not_replicated(_: Request, exc: NotReplicated) -> JSONResponse:
+        # Registered before RedisError's handler, and more specific: Starlette picks by the exception's class.
+        log.error("store_unavailable", error="NotReplicated", replicas=exc.confirmed, wanted=exc.wanted.replicas)
+        return error_response(503, "store_unavailable", "暂时无法确认保存，请用同一 Idempotency-Key 重试 (not yet "
+                              "confirmed on a replica; retry with the same Idempotency-Key to get the stored request)",
+                              {"Retry-After": "1"})
 
     @app.exception_handler(RedisError)
     async def _store_down(_: Request, exc: RedisError) -> JSONResponse:

@@ -7,6 +7,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from relay.api import shedding
@@ -116,7 +117,12 @@ async def create_request(request: Request, response: Response, guardian: Current
     )
     try:
         async with nullcontext() if emergency else in_flight.routine_turn():
-            done = submit(runtime, school, guardian.version, student, submission, classification, limits)
+            arguments = (runtime, school, guardian.version, student, submission, classification, limits)
+            if settings.intake_min_replicas:
+                # WAIT can hold this answer for up to its timeout: off the event loop, so other requests go on.
+                done = await run_in_threadpool(submit, *arguments)
+            else:
+                done = submit(*arguments)
     except IdempotencyMismatch as exc:
         raise ApiError(422, "idempotency_key_reused", "该 Idempotency-Key 已用于另一内容 (key reused with a different body)") from exc
     if done.outcome is Outcome.replayed:

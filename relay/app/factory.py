@@ -11,7 +11,7 @@ from relay.api.deps import ShardsDep
 from relay.api.shedding import InFlight, IntakeGate
 from relay.base import metrics
 from relay.base.log import configure
-from relay.base.runtime import Runtime, get_runtime
+from relay.base.runtime import Runtime, get_runtime, master_address
 from relay.base.settings import get_settings
 from relay.base.shards import Shards
 from relay.pages import privacy
@@ -66,17 +66,25 @@ def create_app(runtime: Runtime | None = None, shards: Shards | None = None) -> 
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(shards: ShardsDep) -> JSONResponse:
-        answers = {}
+        """200 with the master each shard writes to (`"master": "host:port"`, as Sentinel names it now);
+        503 while a master is unknown or does not answer: a school on a shard that is down cannot be served."""
+        answers: dict[str, str] = {}
+        masters: dict[str, str | None] = {}
         for name, shard in shards.runtimes.items():
+            masters[name] = None
             try:
+                masters[name] = master_address(shard.redis)
                 shard.redis.ping()
                 answers[name] = "ok"
             except Exception as exc:  # any failure to reach Redis means not ready
                 answers[name] = type(exc).__name__
         broken = next((answer for answer in answers.values() if answer != "ok"), None)
         body: dict[str, object] = {"status": "unavailable" if broken else "ok", "redis": broken or "ok"}
-        if not shards.single:
-            body["shards"] = answers  # a school on a shard that is down cannot be served: not ready
+        if shards.single:
+            body["master"] = next(iter(masters.values()))
+        else:
+            body["shards"] = answers
+            body["masters"] = masters
         return JSONResponse(body, status_code=503 if broken else 200)
 
     @app.get("/metrics", tags=["operations"])

@@ -16,7 +16,8 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from relay.base.scripts import Script
+from relay.base.replicas import ReplicaWait
+from relay.base.scripts import Script, with_scripts
 
 # KEYS[1] (optional): the idempotency key. ARGV[1]: the value it is claimed with, ARGV[2]: its TTL (s),
 # ARGV[3]: a value it may hold and still be taken over ('': it must be free); ARGV[4]: a channel to
@@ -89,6 +90,7 @@ class Claim:
 @dataclass(frozen=True)
 class Written:
     replies: list[Any]  # the last `tail` replies of the queued commands
+    replicas: int | None = None  # how many replicas WAIT counted (when asked to wait)
 
 
 @dataclass(frozen=True)
@@ -98,15 +100,29 @@ class Held:
 
 def write(
     connection: redis.Redis, writes: Pipeline, claim: Claim | None = None, publish: tuple[str, str] | None = None,
-    tail: int = 0,
+    tail: int = 0, wait: ReplicaWait | None = None,
 ) -> Written | Held:
-    """Apply the commands queued on `writes` (never executed itself) in one step, if the claim is won."""
+    """Apply the commands queued on `writes` (never executed itself) in one step, if the claim is won.
+
+    With `wait`, Redis WAIT follows in the same round trip, on the same connection (WAIT counts the replicas
+    that hold that connection's writes); `Written.replicas` says how many did within the timeout."""
     argv: list[Any] = [claim.value if claim else "", claim.ttl_seconds if claim else 0,
                        (claim.replacing or b"") if claim else b"", publish[0] if publish else "",
                        publish[1] if publish else "", tail, pack(writes.command_stack)]
     writes.reset()
-    reply = CLAIM_AND_WRITE.call(connection, [claim.key] if claim else [], argv)
+    keys = [claim.key] if claim else []
+    confirmed = None
+    if wait is None:
+        reply = CLAIM_AND_WRITE.call(connection, keys, argv)
+    else:
+        def run() -> list[Any]:
+            with connection.pipeline(transaction=False) as pipe:
+                CLAIM_AND_WRITE.queue(pipe, keys, argv)
+                pipe.execute_command("WAIT", wait.replicas, wait.timeout_ms)
+                return pipe.execute()
+
+        reply, confirmed = with_scripts(connection, [CLAIM_AND_WRITE], run)
     if int(reply[0]) == 1:
-        return Written(list(reply[1:]))
+        return Written(list(reply[1:]), None if confirmed is None else int(confirmed))
     return Held(reply[1])
 

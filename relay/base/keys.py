@@ -202,3 +202,8 @@ def audit(school: str) -> str:
 # Rate-limit counters are not school data (a client address has no school): `limits` keeps them
 # under this prefix, each expiring with its window.
 RATE_LIMITS_PREFIX = "relay:limits"
+
+
+def replica_probe(school: str) -> str:
+    """Written just before a WAIT that must cover writes made on other connections (relay/base/replicas.py)."""
+    return f"relay:{school}:replica_probe"

@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RELAY_", extra="ignore", env_file=None, env_ignore_empty=True)
 
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "RELAY_REDIS_URL"))
+    # Redis high availability (README-ops.md): with sentinels (host:port,host:port,...) every process finds the
+    # master of this name through them and follows a failover; REDIS_URL then gives only password and database.
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str = "relay"
+    # A 201 only once this many replicas hold the request (Redis WAIT, at most this long); else 503.
+    intake_min_replicas: int = Field(default=0, ge=0)
+    intake_replica_timeout_ms: int = Field(default=500, ge=1)
     config: str | None = None  # path of the school YAML (RELAY_CONFIG)
     public_url: str = "http://127.0.0.1:8000"
     secret_key: str | None = None  # signs bearer tokens and links; unset: the dev key (dev_key_path)
@@ -113,6 +120,14 @@ class Settings(BaseSettings):
     # When set, the API's GET /metrics answers only `Authorization: Bearer <this>` (Prometheus:
     # `authorization: {credentials_file: ...}`); unset, it is open, as on a laptop (README-ops.md).
     metrics_token: str | None = None
+
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _sentinels(cls, value: str | None) -> str | None:
+        from relay.base.sentinels import parse
+
+        parse(value)  # a malformed address stops the process at start, named
+        return value
 
     @field_validator("webhook_allow_private")
     @classmethod

@@ -9,8 +9,8 @@ A district too large for one Redis lists its shards in the configuration file, b
 Every key carries its school id and every transaction touches one school, so a shard is simply a
 Runtime of its own (its Redis, its directory registry, its RQ queues) with the same settings but the
 URL. Without a `shards:` map there is one shard, `DEFAULT_SHARD`, on REDIS_URL: exactly one Redis,
-as before. `sentinel_master` is accepted so that a shard can name a Sentinel master once the
-Sentinel support (RELAY_REDIS_SENTINELS) connects through `connect`.
+as before. A shard may name a `sentinel_master` instead of a plain Redis: the process's sentinels
+(RELAY_REDIS_SENTINELS) find it, and its `redis_url` gives only the password and database.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from relay.base.runtime import Runtime, connect
+from relay.base.runtime import Runtime, connect_from
 from relay.base.settings import Settings
 from routing.validation import Problem
 
@@ -146,11 +146,17 @@ class Shards:
 def shard_runtime(settings: Settings, shard: Shard) -> Runtime:
     """A runtime on the shard's Redis; everything else as the process is configured."""
     if shard.sentinel_master:
-        # The one place to pass the master on once `connect` takes Sentinel parameters (branch sentinel).
-        raise ShardError(f"shard {shard.name!r} names Sentinel master {shard.sentinel_master!r}, but this build "
-                         "connects by redis_url only")
-    own = settings.model_copy(update={"redis_url": shard.redis_url})
-    return Runtime(own, connection=connect(shard.redis_url))
+        # The shard's master, found through the process's sentinels (RELAY_REDIS_SENTINELS); redis_url gives
+        # the password and the database.
+        if not settings.redis_sentinels:
+            raise ShardError(f"shard {shard.name!r} names Sentinel master {shard.sentinel_master!r}, but "
+                             "RELAY_REDIS_SENTINELS is not set")
+        own = settings.model_copy(update={"redis_url": shard.redis_url,
+                                          "redis_sentinel_master": shard.sentinel_master})
+    else:
+        # A plain Redis: the process's sentinels (if any) are for REDIS_URL's master, not this shard.
+        own = settings.model_copy(update={"redis_url": shard.redis_url, "redis_sentinels": None})
+    return Runtime(own, connection=connect_from(own))
 
 
 def for_worker(settings: Settings, name: str | None) -> Shard | None:

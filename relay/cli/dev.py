@@ -12,9 +12,13 @@ import subprocess
 import sys
 import tempfile
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from relay.base.outbound import LOOPBACK
 from relay.base.settings import STATE_DIR
+
+if TYPE_CHECKING:
+    from relay.base.runtime import Runtime
 
 # The signals that stop `relay dev`: Ctrl-C, `kill`, a closed terminal.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -65,7 +69,16 @@ def run_dev(config: str | None, host: str, port: int, workers: int) -> int:
         from relay.cli import embedded
 
         redis_url = os.environ.get("REDIS_URL")
-        if not embedded.reachable(redis_url):
+        if os.environ.get("RELAY_REDIS_SENTINELS"):
+            # The sentinels name the master (REDIS_URL gives password and database): nothing to embed.
+            from relay.base.runtime import DEFAULT_REDIS_URL
+            from relay.base.settings import get_settings
+            from relay.cli.preflight import require_master
+
+            if not require_master(get_settings(), "dev"):
+                return 1
+            redis_url = redis_url or DEFAULT_REDIS_URL
+        elif not embedded.reachable(redis_url):
             if redis_url:
                 print(f"REDIS_URL={redis_url} is not reachable: starting an embedded Redis instead", flush=True)
             embedded_redis = embedded.EmbeddedRedis(STATE_DIR / "redis", preexec=die_with_parent)
@@ -132,7 +145,7 @@ def _run(config: str | None, host: str, port: int, workers: int, listener: socke
     school = runtime.directories.school_ids()[0]
     print(
         "\nRelay is running"
-        f"\n  Redis:         {redis_url}{' (embedded, state in .relay/redis)' if embedded else ''}"
+        f"\n  Redis:         {_where(runtime, redis_url, embedded)}"
         f"\n  Configuration: {config_path} (school {school})"
         f"\n  API docs:      {base}/docs"
         f"\n  Parent page:   {base}/p"
@@ -147,3 +160,13 @@ def _run(config: str | None, host: str, port: int, workers: int, listener: socke
     server = uvicorn.Server(uvicorn.Config(create_app(runtime), log_level="warning", access_log=False))
     server.run(sockets=[listener])
     return 0
+
+
+def _where(runtime: Runtime, redis_url: str, embedded: bool) -> str:
+    """The banner's Redis line: the URL, or the master Sentinel names now (REDIS_URL may hold a password)."""
+    if runtime.settings.redis_sentinels:
+        from relay.base.runtime import master_address
+
+        return (f"master {runtime.settings.redis_sentinel_master!r} at {master_address(runtime.redis)}, "
+                f"through the sentinels {runtime.settings.redis_sentinels}")
+    return f"{redis_url}{' (embedded, state in .relay/redis)' if embedded else ''}"

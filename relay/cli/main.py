@@ -166,9 +166,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.base.runtime import get_runtime, set_runtime
     from relay.base.settings import get_settings
     from relay.base.shards import ShardError, Shards
-    from relay.cli.serving import LOOP, NoDelayHttpTools
+    from relay.cli.preflight import require_master
+from relay.cli.serving import LOOP, NoDelayHttpTools
     from relay.school.startup import publish_configured
 
+    if not require_master(get_settings(), "serve"):
+        return 1
     try:
         shards = Shards.configured(get_settings(), get_runtime)
     except ShardError as exc:
@@ -208,7 +211,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from relay.base.runtime import get_runtime, set_runtime
     from relay.base.settings import get_settings
     from relay.base.shards import ShardError, for_worker, shard_runtime
-    from relay.cli.worker import run_worker
+    from relay.cli.preflight import require_master
+from relay.cli.worker import run_worker
     from relay.school.startup import publish_configured
 
     try:
@@ -219,6 +223,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except ShardError as exc:
         print(f"relay worker: {exc}", file=sys.stderr)
         return 2
+    if not require_master(get_runtime().settings, "worker"):
+        return 1
     publish_configured(get_runtime(), only=set(shard.schools) if shard else None)
     run_worker(with_scheduler=not args.no_scheduler, burst=args.burst)
     return 0
@@ -399,12 +405,20 @@ def main(argv: list[str] | None = None) -> int:
     if given and given[0] in _PASS_THROUGH:
         return _PASS_THROUGH[given[0]](argparse.Namespace(rest=given[1:]))
     args = build_parser().parse_args(argv)
-    if args.command in ("dev", "serve", "worker"):
-        from relay.base.log import configure
-        from relay.base.settings import get_settings
+    from pydantic import ValidationError
 
-        configure(get_settings().log_level)
-    result: int = args.func(args)
+    try:
+        if args.command in ("dev", "serve", "worker"):
+            from relay.base.log import configure
+            from relay.base.settings import get_settings
+
+            configure(get_settings().log_level)
+        result: int = args.func(args)
+    except ValidationError as exc:  # a setting that cannot be used: say which, without a traceback
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            print(f"relay {args.command}: setting {where}: {error['msg']}", file=sys.stderr)
+        return 2
     return result
 
 

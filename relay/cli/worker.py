@@ -21,9 +21,11 @@ from rq import SimpleWorker, Worker
 
 from relay.base import metrics
 from relay.base.log import configure, log
-from relay.base.runtime import DEFAULT_REDIS_URL, QUEUES, get_runtime
+from relay.base.runtime import QUEUES, connect_from, get_runtime
 from relay.core import retention
 from relay.core.timers import Scheduler
+
+RECONNECT_PAUSE_MAX_SECONDS = 2.0
 
 
 def _toucher(path: str, every_seconds: float = 5.0) -> Callable[[], None]:
@@ -75,8 +77,9 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
         threading.Thread(target=_every, args=(5.0, touch), name="relay-heartbeat", daemon=True).start()
     # Urgent first: a worker always takes an emergency before routine work.
     names = [runtime.queues[name].name for name in QUEUES]
-    # RQ blocks on BLPOP for minutes; its connection must not carry the API's short socket timeout.
-    blocking = redis.Redis.from_url(runtime.settings.redis_url or DEFAULT_REDIS_URL, socket_connect_timeout=2.0)
+    # RQ blocks on BLPOP for minutes; its connection must not carry the API's short socket timeout. Found
+    # through Sentinel when configured: each reconnect asks the sentinels, so BLPOP resumes on a new master.
+    blocking = connect_from(runtime.settings, socket_timeout=None)
     worker_class = Worker if runtime.settings.worker_class == "fork" else SimpleWorker
     log.info("worker_started", pid=os.getpid(), queues=names)
     try:
@@ -84,18 +87,31 @@ def run_worker(with_scheduler: bool = True, burst: bool = False) -> None:
         while True:
             name = f"relay-{socket.gethostname()}-{os.getpid()}" + (f"-r{attempt}" if attempt else "")
             worker = worker_class(names, connection=blocking, name=name)
+            # RQ waits 1, 2, 4 ... 60 s between attempts to reach Redis: after a failover that would leave
+            # emergencies queued on the new master for up to a minute. Every 2 s at most costs nothing.
+            worker.max_connection_wait_time = RECONNECT_PAUSE_MAX_SECONDS
             try:
                 worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
-                return
-            except redis.ConnectionError as exc:
+                if burst or worker_stopping(worker):
+                    return
+                # RQ's loop quits on an error it does not expect (Redis went away between two jobs,
+                # a demoted master refusing a write): start a new worker rather than end the process.
+                reason = "work_loop_ended"
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # Redis went away mid-job and RQ could not even record it: the job's watchdog timer
                 # hands it to a worker later; this process waits for Redis instead of exiting.
-                attempt += 1
-                log.warning("worker_lost_redis", error=type(exc).__name__, restart=attempt)
-                _wait_for_redis(blocking)
+                reason = type(exc).__name__
+            attempt += 1
+            log.warning("worker_lost_redis", error=reason, restart=attempt)
+            _wait_for_redis(blocking)
     finally:
         if scheduler is not None:
             scheduler.stop()
+
+
+def worker_stopping(worker: object) -> bool:
+    """Whether RQ's work loop ended because the process was asked to stop (SIGTERM, SIGINT)."""
+    return bool(getattr(worker, "_stop_requested", False) or getattr(worker, "_shutdown_requested_date", None))
 
 
 def _wait_for_redis(connection: redis.Redis, pause: float = 0.5) -> None:
@@ -103,5 +119,5 @@ def _wait_for_redis(connection: redis.Redis, pause: float = 0.5) -> None:
         try:
             connection.ping()
             return
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError):
             time.sleep(pause)

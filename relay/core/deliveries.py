@@ -249,22 +249,42 @@ def _hand_to_workers(pipe: Pipeline, runtime: Runtime, delivery: Delivery) -> No
 def enqueue(pipe: Pipeline | None, queue: Queue, school_id: str, eid: str) -> None:
     """The delivery job, marked as waiting in its queue (the watchdog does not queue it twice meanwhile)."""
     writes = pipe if pipe is not None else queue.connection.pipeline()
-    writes.set(keys.delivery_queued(school_id, eid), 1, ex=QUEUED_TTL_SECONDS)
     # RQ's job, without an RQ Job object per recipient (relay/core/enqueue.py).
-    enqueue_job(writes, queue, DELIVER_JOB, (school_id, eid), timeout=60, result_ttl=0, failure_ttl=86400)
+    job_id = enqueue_job(writes, queue, DELIVER_JOB, (school_id, eid), timeout=60, result_ttl=0, failure_ttl=86400)
+    writes.set(keys.delivery_queued(school_id, eid), job_id, ex=QUEUED_TTL_SECONDS)  # which job waits
     if pipe is None:
         writes.execute()
+
+
+# A queue this long is a backlog: whether the marked job is still in it is not worth a scan.
+LOST_JOB_SCAN = 1000
 
 
 def watchdog_fired(runtime: Runtime, school_id: str, eid: str) -> str:
     """A delivery's timer is due: queue its job again, unless one still waits in the queue.
 
     Under a backlog, queueing again would feed the backlog (each watchdog firing adding a job). A dead
-    worker's delivery has no marker (a job clears it as it starts), so it is queued at once."""
-    if not runtime.redis.set(keys.delivery_queued(school_id, eid), 1, nx=True, ex=QUEUED_TTL_SECONDS):
+    worker's delivery has no marker (a job clears it as it starts), so it is queued at once. A marker
+    whose job is no longer in a short queue was popped and never started: a worker died between the two,
+    or a Redis failover kept the pop but lost the start. That job is queued again too, rather than wait
+    out the marker (a duplicate is harmless: the delivery's lock and state let one send)."""
+    r = runtime.redis
+    queue = runtime.queue_for(urgency_of(r, school_id, eid).value)
+    marker = keys.delivery_queued(school_id, eid)
+    if not r.set(marker, 1, nx=True, ex=QUEUED_TTL_SECONDS) and not _popped_never_started(r, queue, marker):
         return "waiting"
-    enqueue(None, runtime.queue_for(urgency_of(runtime.redis, school_id, eid).value), school_id, eid)
+    enqueue(None, queue, school_id, eid)
     return "queued"
+
+
+def _popped_never_started(r: redis.Redis, queue: Queue, marker: str) -> bool:
+    with r.pipeline(transaction=False) as pipe:
+        pipe.get(marker)
+        pipe.llen(queue.key)
+        job_id, waiting = pipe.execute()
+    if job_id is None or waiting > LOST_JOB_SCAN:
+        return False
+    return r.lpos(queue.key, job_id) is None
 
 
 @dataclass(frozen=True)

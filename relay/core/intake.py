@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from relay.base import changes, clock, keys, metrics
+from relay.base import changes, clock, keys, metrics, replicas
 from relay.base.claim import Claim, Written, write
 from relay.base.log import log
 from relay.base.runtime import URGENT, Runtime
@@ -175,6 +175,7 @@ def submit(
     RateLimited over a limit (never for an emergency over a soft one) and IdempotencyMismatch."""
     started = time.perf_counter()
     r = runtime.redis
+    wait = replicas.wanted(runtime.settings.intake_min_replicas, runtime.settings.intake_replica_timeout_ms)
     idem_key = idempotency_key(school.id, sub.guardian_id, sub.idempotency_key) if sub.idempotency_key else None
     classification = classification or triage(sub)
     p0 = classification.urgency is Urgency.P0
@@ -182,12 +183,14 @@ def submit(
     if found.hard_wait is not None:
         raise RateLimited(found.hard_wait)
     if found.seen is not None and idem_key and (replay := _replay(r, school.id, found.seen, sub)) is not None:
+        _confirm(r, school.id, wait, replay.id)  # the first answer may have been a 503 for want of a replica
         return Intake(replay, Outcome.replayed)
     if found.soft_wait is not None and not p0:
         raise RateLimited(found.soft_wait)
     if p0 and found.open_emergency is not None:
         joined = _join_open_emergency(runtime, school, sub, found.open_emergency, student, classification, idem_key)
         if joined is not None:
+            _confirm(r, school.id, wait, joined.id)
             return Intake(joined, Outcome.joined)
 
     now = clock.now_in(school.zone)
@@ -201,11 +204,12 @@ def submit(
         claim = Claim(idem_key, json.dumps({"request_id": record.id, "digest": sub.digest()}),
                       IDEMPOTENCY_TTL_SECONDS, replacing) if idem_key else None
         done = write(r, writes, claim, (keys.events(school.id), changes.message(record.id, record.status.value)),
-                     tail=2 if counted else 0)
+                     tail=2 if counted else 0, wait=wait)
         if isinstance(done, Written):
             break
         # A concurrent retry with the same key won the claim: answer with the request it stored.
         if (replay := _replay(r, school.id, done.value, sub)) is not None:
+            _confirm(r, school.id, wait, replay.id)
             return Intake(replay, Outcome.replayed)
         replacing = done.value  # its request is gone (erased): take the key over
     else:
@@ -223,6 +227,11 @@ def submit(
     if record.estimated:
         log.warning("due_times_estimated", request_id=record.id, school_id=school.id,
                     reason="no official holidays known for a year the due times reach: weekdays and weekends only")
+    if wait is not None and done.replicas is not None and done.replicas < wait.replicas:
+        # Stored and announced on the master, which may yet be lost with it: the parent retries (same key).
+        log.warning("intake_not_replicated", request_id=record.id, school_id=school.id, replicas=done.replicas,
+                    wanted=wait.replicas)
+        replicas.check(done.replicas, wait)
     return Intake(record, Outcome.created, over_limit)
 
 
@@ -296,6 +305,18 @@ def _queue_writes(
 
 # How long a guardian's emergency messages keep joining their last P0 (while it is open).
 EMERGENCY_POINTER_TTL_SECONDS = 24 * 3600
+
+
+def _confirm(r: redis.Redis, school_id: str, wait: replicas.ReplicaWait | None, request_id: str) -> None:
+    """WAIT for a request stored earlier (a retry's answer); NotReplicated if the replicas do not confirm."""
+    if wait is None:
+        return
+    try:
+        replicas.confirm(r, school_id, wait)
+    except replicas.NotReplicated as exc:
+        log.warning("intake_not_replicated", request_id=request_id, school_id=school_id, replicas=exc.confirmed,
+                    wanted=wait.replicas)
+        raise
 
 
 def _replay(r: redis.Redis, school_id: str, seen: bytes, sub: Submission) -> RequestRecord | None:

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from relay.api.deps import RuntimeDep
 from relay.base import keys
-from relay.base.runtime import DEFAULT_REDIS_URL, Runtime
+from relay.base.runtime import Runtime, connect_async
 from relay.pages.sessions import SignedIn
 
 router = APIRouter(include_in_schema=False)
@@ -33,10 +33,12 @@ def _connection(request: Request, runtime: Runtime) -> aioredis.Redis:
     state = request.app.state
     if getattr(state, "event_redis", None) is None:
         state.event_redis = {}
-    url = runtime.settings.redis_url or DEFAULT_REDIS_URL
-    if url not in state.event_redis:
-        state.event_redis[url] = aioredis.Redis.from_url(url, socket_connect_timeout=1.0)
-    client: aioredis.Redis = state.event_redis[url]
+    settings = runtime.settings
+    where = (settings.redis_url, settings.redis_sentinels, settings.redis_sentinel_master)
+    if where not in state.event_redis:
+        # Through Sentinel too: after a failover the browser's reconnect subscribes on the new master.
+        state.event_redis[where] = connect_async(*where)
+    client: aioredis.Redis = state.event_redis[where]
     return client
 
 

@@ -403,9 +403,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 class Stack:
     """The session's API and workers against one Redis, and the schools its tests made."""
 
-    def __init__(self, redis_url: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, redis_url: str, env: dict[str, str], log_dir: Path, connection: redis.Redis | None = None) -> None:
         self.redis_url = redis_url
-        self.redis = redis.Redis.from_url(redis_url)
+        self.redis = connection or redis.Redis.from_url(redis_url)  # a Sentinel client follows the master
         self.env = env
         self.log_dir = log_dir
         self.api: subprocess.Popen[bytes] | None = None
