@@ -167,7 +167,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from relay.base.settings import get_settings
     from relay.base.shards import ShardError, Shards
     from relay.cli.preflight import require_master
-from relay.cli.serving import LOOP, NoDelayHttpTools
+    from relay.cli.serving import LOOP, NoDelayHttpTools
     from relay.school.startup import publish_configured
 
     if not require_master(get_settings(), "serve"):
@@ -212,7 +212,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from relay.base.settings import get_settings
     from relay.base.shards import ShardError, for_worker, shard_runtime
     from relay.cli.preflight import require_master
-from relay.cli.worker import run_worker
+    from relay.cli.worker import run_worker
     from relay.school.startup import publish_configured
 
     try:
