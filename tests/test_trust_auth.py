@@ -256,6 +256,22 @@ def test_refresh_rotates_and_a_reused_token_revokes_them_all(school: TrustSchool
         refused(school.client.post("/v1/auth/refresh", json={"refresh_token": bad}), 401, "invalid_refresh_token")
 
 
+def test_sign_out_revokes_this_devices_refresh_token_only(school: TrustSchool, wechat: WeChatServer) -> None:
+    phone = bound(school, wechat, openid())
+    tablet = school.client.post("/v1/auth/refresh", json={"refresh_token": bound(school, wechat, openid())["refresh_token"]})
+    assert tablet.status_code == 200, tablet.text
+    out = school.client.post("/v1/auth/sign-out", json={"refresh_token": phone["refresh_token"]})
+    assert (out.status_code, out.json()) == (200, {"signed_out": True})
+    refused(school.client.post("/v1/auth/refresh", json={"refresh_token": phone["refresh_token"]}),
+            401, "invalid_refresh_token")
+    # Signing out twice is no error, and the other device stays signed in.
+    again = school.client.post("/v1/auth/sign-out", json={"refresh_token": phone["refresh_token"]})
+    assert (again.status_code, again.json()) == (200, {"signed_out": False})
+    other = school.client.post("/v1/auth/refresh", json={"refresh_token": tablet.json()["refresh_token"]})
+    assert other.status_code == 200, other.text
+    refused(school.client.post("/v1/auth/sign-out", json={}), 422, "missing_field")
+
+
 # Signing keys rotate without logging anyone out --------------------------------------------------
 
 

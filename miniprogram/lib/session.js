@@ -85,13 +85,21 @@ function refresh() {
   return refreshing;
 }
 
-// Signing out forgets the tokens on this phone; the app then waits for a tap before it signs in again
+// Signing out forgets the tokens on this phone and asks Relay to revoke the refresh token; the app then waits for a tap before it signs in again
 // (wx.login would otherwise sign the same WeChat user straight back in).
 const SIGNED_OUT = 'relay.signed_out';
 
-function signOut() {
+async function signOut() {
+  const token = wx.getStorageSync(KEYS.refresh);
   Object.values(KEYS).forEach((key) => wx.removeStorageSync(key));
   wx.setStorageSync(SIGNED_OUT, true);
+  if (!token) return;
+  // Relay revokes this phone's refresh token; offline, the phone has forgotten it anyway.
+  try {
+    await http.send('POST', '/v1/auth/sign-out', {data: {refresh_token: token}});
+  } catch {
+    // Nothing to tell the parent: they are signed out on this phone either way.
+  }
 }
 
 function isSignedOut() {

@@ -63,10 +63,14 @@ test('the binding page names the notice version and refuses an unknown code in C
   expect(privacy.instance.data.url).toBe(`${h.stack.api}/privacy`);
 });
 
-test('sign-out forgets the tokens and waits for a tap before signing in again', async () => {
+test('sign-out forgets the tokens, Relay revokes the refresh token, and it waits for a tap before signing in again', async () => {
   const openid = await h.signedInParent(school);
+  const refreshToken = h.bridge().storage.get(session.KEYS.refresh);
   const me = await h.open('me/me');
   await h.tap(me, '#sign-out');
+  await h.until(() => h.bridge().sent.some((s) => s.url.endsWith('/v1/auth/sign-out')), 'the sign-out call');
+  const spent = await h.relay('POST', '/v1/auth/refresh', {body: {refresh_token: refreshToken}});
+  expect(spent.status).toBe(401);
   h.bridge().sent.length = 0;
   expect(session.accessToken()).toBe('');
   expect(h.bridge().storage.has(session.KEYS.refresh)).toBe(false);

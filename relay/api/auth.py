@@ -3,6 +3,7 @@
     POST /v1/auth/wechat   {"code"}            wx.login's code -> tokens, or a binding token when not bound yet
     POST /v1/auth/bind     {"binding_token", "binding_code", "consent": {"health_info": true, "notice_version"}}
     POST /v1/auth/refresh  {"refresh_token"}   a new access token and a new refresh token (the old one is spent)
+    POST /v1/auth/sign-out {"refresh_token"}   this device's refresh token revoked
     POST /v1/admin/binding-codes {"guardian_id", "days"?}   an administrator or the principal makes a code
 
 Access tokens are the same bearer tokens `relay token parent` prints, short-lived (2 h);
@@ -220,6 +221,23 @@ async def refresh(request: Request, runtime: RuntimeDep, shards: ShardsDep) -> S
     return SignedIn(access_token=access, expires_in=settings.access_token_ttl_seconds, refresh_token=successor,
                     refresh_expires_in=settings.refresh_token_ttl_seconds, school_id=school_id,
                     guardian_id=guardian_id)
+
+
+class SignedOut(BaseModel):
+    signed_out: bool  # false: the token was already spent, expired or unknown (signing out twice is fine)
+
+
+@router.post("/auth/sign-out", response_model=SignedOut, openapi_extra=_body_schema(RefreshRequest))
+async def sign_out(request: Request, runtime: RuntimeDep, shards: ShardsDep) -> SignedOut:
+    """Sign-out on this device: its refresh token is revoked at once (the short-lived access token lapses by
+    itself). Holding the refresh token is the proof; nothing else of the guardian's changes."""
+    ratelimit.check(runtime, runtime.settings.rate_limit_ip, "ip", "auth", _address(request))
+    body = parse(RefreshRequest, await read_json(request, runtime.settings.max_body_bytes))
+    runtime = shards.for_school(body.refresh_token.rpartition(".")[0]) or runtime
+    done = refresh_tokens.revoke(runtime, body.refresh_token)
+    if done:
+        log.info("guardian_signed_out")
+    return SignedOut(signed_out=done)
 
 
 @router.post("/admin/binding-codes", status_code=201, response_model=BindingCodeView,

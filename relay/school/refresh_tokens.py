@@ -58,6 +58,19 @@ def rotate(runtime: Runtime, token: str) -> tuple[str, str, str]:
     return school_id, guardian_id, issue(runtime, school_id, guardian_id)
 
 
+def revoke(runtime: Runtime, token: str) -> bool:
+    """Sign-out on one device: its refresh token stops working at once; False if it was not live."""
+    school_id, _, random_part = token.rpartition(".")
+    if not school_id or len(random_part) < 32:
+        return False
+    token_digest = digest(token)
+    owner = runtime.redis.getdel(keys.refresh_token(school_id, token_digest))
+    if owner is None:
+        return False
+    runtime.redis.srem(keys.guardian_refresh_tokens(school_id, text(owner)), token_digest)
+    return True
+
+
 def revoke_all(runtime: Runtime, school_id: str, guardian_id: str) -> int:
     """Revoke every refresh token of the guardian; returns how many were live."""
     r = runtime.redis

@@ -24,8 +24,8 @@ Component({
     openNotice() {
       wx.navigateTo({url: `/pages/privacy/privacy?url=${encodeURIComponent(`${config.baseUrl}/privacy`)}`});
     },
-    signOut() {
-      session.signOut();
+    async signOut() {
+      await session.signOut();
       wx.reLaunch({url: '/pages/home/home'});
     },
     async deleteData() {
@@ -33,7 +33,7 @@ Component({
       if (!(await confirmed(w.deleteConfirm, w))) return;
       try {
         await api.deleteMyData();
-        session.signOut();
+        await session.signOut();
         wx.showToast({title: w.deleted, icon: 'none'});
         wx.reLaunch({url: '/pages/home/home'});
       } catch (error) {
