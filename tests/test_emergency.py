@@ -131,6 +131,12 @@ def test_a_p1_needs_words_unless_the_parent_had_a_reply(school: TrustSchool) -> 
     school.client.post(f"/v1/requests/{first['id']}/reply", json={"text": "请假已登记"}, headers=school.staff("aa"))
     closed = school.client.post(f"/v1/requests/{first['id']}/resolve", json={}, headers=school.staff("aa"))
     assert closed.status_code == 200 and closed.json()["closing_message"] is None
+    # The closing words may also be spelt "text", as /reply spells them.
+    second = school.made_request("孩子今天咳嗽得厉害，请假一天")
+    assert second["urgency"] == "P1", second
+    closed = school.client.post(f"/v1/requests/{second['id']}/resolve", json={"text": "已登记，祝早日康复。"},
+                                headers=school.staff("aa"))
+    assert closed.status_code == 200 and closed.json()["closing_message"] == "已登记，祝早日康复。"
     routine = school.made_request("请问校服在哪里订？")
     assert school.client.post(f"/v1/requests/{routine['id']}/resolve", headers=school.staff("aa")).status_code == 200
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from relay.api.bodies import clean_text, parse, read_json
 from relay.api.deps import RuntimeDep, StaffCaller, StaffOfSchool
@@ -28,7 +28,8 @@ class ReplyBody(BaseModel):
 
 class ResolveBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    message: str | None = Field(default=None, max_length=2000)  # to the parent: the closing message
+    # To the parent: the closing message ("text" accepted too, as /reply spells it).
+    message: str | None = Field(default=None, max_length=2000, validation_alias=AliasChoices("message", "text"))
     outcome: str | None = Field(default=None, max_length=32)  # back_to_class | picked_up | hospital | other
     note: str | None = Field(default=None, max_length=2000)  # internal
 
