@@ -293,3 +293,20 @@ def test_canned_replies_assert_nothing_staff_did_not_confirm(school: TrustSchool
 
 def test_outcomes_are_the_four_of_the_contract() -> None:
     assert OUTCOMES == {"back_to_class": "回教室", "picked_up": "家长接回", "hospital": "送医", "other": "其他"}
+
+
+def test_the_staff_request_page_closes_an_emergency_with_an_outcome(school: TrustSchool) -> None:
+    made = school.made_request("孩子在学校发烧了，39度")
+    with TestClient(school.client.app) as client:
+        token = school.staff("aa")["Authorization"].split()[1]
+        assert staff_page_session(client, token).status_code == 303
+        page = client.get(f"/staff/requests/{made['id']}")
+        assert page.status_code == 200 and 'name="outcome" value="picked_up"' in page.text
+        token_field = re.search(r'name="csrf" content="([^"]+)"', page.text)
+        assert token_field is not None
+        done = client.post(f"/staff/requests/{made['id']}/resolve", follow_redirects=False, data={
+            "csrf": token_field.group(1), "message": "已联系家长接回，请注意休息。", "outcome": "picked_up"})
+        assert done.status_code == 303, done.text
+    seen = school.client.get(f"/v1/requests/{made['id']}", headers=school.parent()).json()
+    assert seen["status"] == "resolved" and seen["outcome"] == {"code": "picked_up", "text": OUTCOMES["picked_up"]}
+    assert seen["closing_message"] == "已联系家长接回，请注意休息。"

@@ -17,6 +17,7 @@ from relay.base import store
 from relay.base.runtime import Runtime
 from relay.base.store import Conflict, RequestRecord, Status
 from relay.core import actions, audit, canned, followups
+from relay.core.closing import OUTCOMES
 from relay.core.permissions import can_act
 from relay.pages.i18n import script_words, words
 from relay.pages.sessions import SignedIn, StaffSession, checked_form
@@ -125,6 +126,7 @@ def _request_page(request: Request, runtime: Runtime, session: StaffSession, rec
         colleagues=[(s.id, staff_name(school, s.id)) for s in colleagues],
         canned=[(r.id, r.text(lang)) for r in canned.for_school(runtime.redis, school.id, record.category)],
         merge_into=followups.candidates(runtime, school, record) if record.is_open else [],
+        outcomes=OUTCOMES if record.urgency in (Urgency.P0, Urgency.P1) else {},
         error=error, done=done_words(done, record, session, t) if done else "", script_words=script_words(lang),
         may_act=can_act(session.member, school, record),
     )
@@ -165,7 +167,8 @@ ACTIONS: dict[str, Action] = {
     "reassign": lambda f, rt, s, rid: actions.reassign(rt, s.school, rid, s.id, str(f.get("to") or ""),
                                                        _text(f, "reason", required=False)[:500]),
     "resolve": lambda f, rt, s, rid: actions.resolve(rt, s.school, rid, s.id, _text(f, "note", required=False) or None,
-                                                     message=_text(f, "message", required=False) or None),
+                                                     message=_text(f, "message", required=False) or None,
+                                                     outcome=str(f.get("outcome") or "") or None),
     "merge": lambda f, rt, s, rid: followups.merge(rt, s.school, rid, str(f.get("into") or ""), s.id),
 }
 
