@@ -88,15 +88,9 @@ _NEW_REQUEST_SCHEMA = {
 async def create_request(request: Request, response: Response, guardian: CurrentGuardian, runtime: RuntimeDep) -> Any:
     """Submit a request for one's own child. Send an `Idempotency-Key`: a retry returns the same request."""
     settings = runtime.settings
-    key = request.headers.get("idempotency-key")
-    if key is not None and not _IDEMPOTENCY_KEY.match(key):
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 visible ASCII characters")
+    key = _idempotency_key(request)
     body = parse(NewRequest, await read_json(request, settings.max_body_bytes))
-    text = clean_text(body.text)
-    if not text:
-        raise ApiError(422, "empty_text", "请填写内容 (text is empty)")
-    if len(text) > settings.max_text_chars:
-        raise ApiError(422, "text_too_long", f"内容过长，请控制在 {settings.max_text_chars} 字以内 (text is too long)")
+    text = _parent_text(body.text, settings.max_text_chars)
     school = guardian.school
     student = school.student(body.student_id)
     # Someone else's child and an unknown id look the same from outside: neither reveals who studies here.
@@ -197,18 +191,12 @@ async def follow_up(request_id: str, request: Request, guardian: CurrentGuardian
     """The parent answers in the same thread: the text joins the request's timeline and the owner is told.
     Send an `Idempotency-Key`: a retry is answered without a second entry."""
     settings = runtime.settings
-    key = request.headers.get("idempotency-key")
-    if key is not None and not _IDEMPOTENCY_KEY.match(key):
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 visible ASCII characters")
+    key = _idempotency_key(request)
     school = guardian.school
     if not _plausible(request_id):
         raise ApiError(404, "not_found", "未找到该请求 (no such request)")
     body = parse(FollowUpBody, await read_json(request, settings.max_body_bytes))
-    text = clean_text(body.text)
-    if not text:
-        raise ApiError(422, "empty_text", "请填写内容 (text is empty)")
-    if len(text) > settings.max_text_chars:
-        raise ApiError(422, "text_too_long", f"内容过长，请控制在 {settings.max_text_chars} 字以内 (text is too long)")
+    text = _parent_text(body.text, settings.max_text_chars)
     ratelimit.check(runtime, settings.rate_limit_guardian, "guardian", school.id, guardian.id)
     try:
         record = followups.add(runtime, school, request_id, guardian.id, text, key)
@@ -219,6 +207,23 @@ async def follow_up(request_id: str, request: Request, guardian: CurrentGuardian
     if record is None:
         raise ApiError(404, "not_found", "未找到该请求 (no such request)")
     return parent_view(runtime, school, record)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _IDEMPOTENCY_KEY.match(key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-128 visible ASCII characters")
+    return key
+
+
+def _parent_text(raw: str, max_chars: int) -> str:
+    """What a parent wrote, cleaned; empty or too long is a 422 that says which."""
+    text = clean_text(raw)
+    if not text:
+        raise ApiError(422, "empty_text", "请填写内容 (text is empty)")
+    if len(text) > max_chars:
+        raise ApiError(422, "text_too_long", f"内容过长，请控制在 {max_chars} 字以内 (text is too long)")
+    return text
 
 
 def _plausible(request_id: str) -> bool:
